@@ -1,0 +1,58 @@
+# Two commands for a newcomer: `make run` and `make test`. Every target reuses .venv when it is up to date.
+SHELL := /bin/bash
+PY_BOOT ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+LG := $(VENV)/bin/lossguard
+STAMP := $(VENV)/.installed
+
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export MLFLOW_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := true
+export BENTOML_DO_NOT_TRACK := true
+export TOKENIZERS_PARALLELISM := false
+export PYTHONHASHSEED := 0
+
+EMPLOYEES ?= 5000
+DAYS ?= 365
+PORT ?= 3000
+
+.PHONY: venv install data train serve run test test-fast bench browser clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || $(PY_BOOT) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade "pip>=24" setuptools wheel
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
+	@touch $(STAMP)
+
+install: venv
+
+data: venv
+	$(LG) data generate --employees $(EMPLOYEES) --days $(DAYS)
+
+train: data
+	$(LG) train all
+
+serve: venv
+	$(VENV)/bin/bentoml serve serving.service:Lossguard --host 127.0.0.1 --port $(PORT)
+
+run: train serve
+
+# Browser tests need Debian's Chromium; installed once if missing (CI runs as root on a clean machine).
+browser:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || echo "chromium not installed: browser tests will skip"
+
+test: venv browser
+	$(PY) -m pytest -q
+
+test-fast: venv
+	$(PY) -m pytest -q -m "not slow"
+
+bench: venv
+	for b in bench/*.py; do $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf data/generated models mlflow .cache

@@ -1,0 +1,107 @@
+"""One settings module for the whole project; every value can be overridden with a LOSSGUARD_* env var.
+
+Training, serving, notebooks and tests all read paths and URIs from here so that pointing the project at
+another MLflow server or data folder is one env var, not a code change.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+# Offline and no telemetry, whatever entry point is used (CLI, bentoml serve, notebooks, tests).
+for _key, _value in {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "true",
+    "BENTOML_DO_NOT_TRACK": "true",
+    "TOKENIZERS_PARALLELISM": "false",
+}.items():
+    os.environ.setdefault(_key, _value)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env(name: str, default):
+    raw = os.environ.get(f"LOSSGUARD_{name.upper()}")
+    if raw is None:
+        return default
+    if isinstance(default, bool):
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    if isinstance(default, int):
+        return int(raw)
+    if isinstance(default, float):
+        return float(raw)
+    if isinstance(default, Path):
+        return Path(raw)
+    return raw
+
+
+@dataclass(frozen=True)
+class Settings:
+    root: Path = PROJECT_ROOT
+    data_dir: Path = PROJECT_ROOT / "data"
+    generated_dir: Path = PROJECT_ROOT / "data" / "generated"
+    models_dir: Path = PROJECT_ROOT / "models"
+    cache_dir: Path = PROJECT_ROOT / ".cache"
+    mlflow_dir: Path = PROJECT_ROOT / "mlflow"
+    tracking_uri: str = ""
+    artifact_root: str = ""
+    ibm_hr_csv: Path = PROJECT_ROOT.parent / "shared" / "data" / "ibm_hr_attrition.csv"
+    seed: int = 42
+    employees: int = 5000
+    days: int = 365
+    start_date: str = "2025-01-01"
+    attrition_horizon_days: int = 180
+    spread_window_minutes: int = 60
+    spread_horizon_hours: int = 24
+    max_text_chars: int = 5000
+    max_batch: int = 1000
+    warnings_db: str = ""
+    policy_path: Path = PROJECT_ROOT / "serving" / "policy.yaml"
+    keywords_path: Path = PROJECT_ROOT / "data" / "keywords.yaml"
+    webhook_secret: str = "change-me"
+    experiment: str = "lossguard"
+
+    def __post_init__(self):
+        # Fill the derived defaults after env overrides so that LOSSGUARD_MLFLOW_DIR moves the store too.
+        if not self.tracking_uri:
+            object.__setattr__(self, "tracking_uri", f"sqlite:///{self.mlflow_dir / 'mlflow.db'}")
+        if not self.artifact_root:
+            object.__setattr__(self, "artifact_root", (self.mlflow_dir / "artifacts").as_uri())
+        if not self.warnings_db:
+            object.__setattr__(self, "warnings_db", f"sqlite:///{self.data_dir / 'generated' / 'warnings.db'}")
+
+
+def load_settings() -> Settings:
+    """Build settings from defaults overridden by LOSSGUARD_<FIELD> env vars (read at call time)."""
+    aliases = {"tracking_uri": "mlflow_tracking_uri"}
+    return Settings(**{f.name: _env(aliases.get(f.name, f.name), f.default) for f in fields(Settings)})
+
+
+settings = load_settings()
+
+
+def configure_jieba() -> None:
+    """jieba writes its dictionary cache to /tmp by default; keep it inside the project cache."""
+    import jieba
+
+    settings.cache_dir.mkdir(parents=True, exist_ok=True)
+    jieba.dt.tmp_dir = str(settings.cache_dir)
+    jieba.setLogLevel(60)
+
+
+def configure_mlflow() -> str:
+    """Point MLflow at the configured store; create the local folders for the embedded SQLite default."""
+    import mlflow
+
+    if settings.tracking_uri.startswith("sqlite:///"):
+        Path(settings.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        (settings.mlflow_dir / "artifacts").mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    mlflow.set_registry_uri(settings.tracking_uri)
+    if mlflow.get_experiment_by_name(settings.experiment) is None:
+        mlflow.create_experiment(settings.experiment, artifact_location=settings.artifact_root)
+    mlflow.set_experiment(settings.experiment)
+    return settings.tracking_uri

@@ -1,0 +1,123 @@
+"""`lossguard` command line: data generation, training, batch scoring, promotion, audit checks.
+
+Each command imports its module lazily so that `lossguard --help` stays fast and one broken model does not
+take the whole CLI down.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from features.settings import settings
+
+app = typer.Typer(help="Lossguard: 声誉/文化/潜在利益 隐性损失预警", no_args_is_help=True, add_completion=False)
+data_app = typer.Typer(help="生成或检查数据 (Generate or check data).", no_args_is_help=True)
+predict_app = typer.Typer(help="批量打分 (Batch scoring with the registered champion).", no_args_is_help=True)
+audit_app = typer.Typer(help="审计日志 (Audit log checks).", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+app.add_typer(predict_app, name="predict")
+app.add_typer(audit_app, name="audit")
+
+TRAINABLE = ("sentiment", "loss_type", "function", "attrition", "spread")
+
+
+def _fail(message: str) -> None:
+    typer.secho(message, fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=2)
+
+
+@data_app.command("generate")
+def data_generate(
+    employees: int = typer.Option(settings.employees, help="Number of employees in the synthetic company."),
+    days: int = typer.Option(settings.days, help="Days of history to simulate."),
+    seed: int = typer.Option(settings.seed, help="Random seed (same seed, same data)."),
+    out: Path = typer.Option(settings.generated_dir, help="Output folder for the Parquet tables."),
+) -> None:
+    """Generate the seeded synthetic company (org, employees, posts, complaints, repost cascades)."""
+    from features.synthetic import generate
+
+    if employees < 10 or days < 30:
+        _fail("--employees 至少 10, --days 至少 30")
+    paths = generate(employees=employees, days=days, seed=seed, out_dir=out)
+    for table, path in paths.items():
+        typer.echo(f"{table:12s} -> {path}")
+
+
+@app.command("train")
+def train(
+    model: str = typer.Argument("all", help=f"One of {', '.join(TRAINABLE)} or all."),
+    backend: str = typer.Option("linear", help="Sentiment backend: linear (fast CPU) or transformer."),
+    base_model: Optional[str] = typer.Option(None, help="Transformer checkpoint: local path or hub id."),
+    promote: bool = typer.Option(True, help="Run the champion/challenger gate after training."),
+    force: bool = typer.Option(False, help="Promote even if the gate says no (recorded in MLflow)."),
+) -> None:
+    """Train one model (or all), log it to MLflow, register it and run the promotion gate."""
+    if model not in TRAINABLE + ("all",):
+        _fail(f"未知模型 {model!r}; 可选: {', '.join(TRAINABLE)}, all")
+    from training.pipeline import train_models
+
+    for line in train_models(model, backend=backend, base_model=base_model, promote=promote, force=force):
+        typer.echo(line)
+
+
+@predict_app.command("sentiment")
+def predict_sentiment(
+    input: Path = typer.Option(..., exists=True, dir_okay=False, help="CSV file with a text column."),
+    output: Path = typer.Option(..., help="CSV file to write."),
+    text_column: str = typer.Option("text", help="Name of the text column."),
+    model_uri: Optional[str] = typer.Option(None, help="Model URI; default the registered champion."),
+) -> None:
+    """Add label, p_neg, p_neu, p_pos, loss_type, function columns to a CSV of texts."""
+    from training.sentiment import predict_file
+
+    predict_file(input, output, text_column=text_column, model_uri=model_uri)
+
+
+@predict_app.command("attrition")
+def predict_attrition(
+    input: Path = typer.Option(..., exists=True, dir_okay=False, help="CSV export of employees."),
+    output: Path = typer.Option(..., help="CSV file to write."),
+    mapping: Optional[str] = typer.Option(None, help="Column mapping: ibm, or a YAML file path."),
+    model_uri: Optional[str] = typer.Option(None, help="Model URI; default the registered champion."),
+) -> None:
+    """Score attrition propensity with band and top 3 drivers per employee."""
+    from training.attrition import predict_file
+
+    predict_file(input, output, mapping=mapping, model_uri=model_uri)
+
+
+@predict_app.command("spread")
+def predict_spread(
+    posts: Path = typer.Option(..., exists=True, dir_okay=False, help="CSV/Parquet of posts."),
+    reposts: Path = typer.Option(..., exists=True, dir_okay=False, help="CSV/Parquet of repost events."),
+    output: Path = typer.Option(..., help="CSV file to write."),
+    model_uri: Optional[str] = typer.Option(None, help="Model URI; default the registered champion."),
+) -> None:
+    """Forecast final reposts (P10/P50/P90), time to threshold, reach and regions per post."""
+    from training.spread import predict_file
+
+    predict_file(posts, reposts, output, model_uri=model_uri)
+
+
+@audit_app.command("verify")
+def audit_verify(
+    db: Optional[str] = typer.Option(None, help="Warning store URL; default LOSSGUARD_WARNINGS_DB."),
+) -> None:
+    """Check the hash chain of the audit log; names the first edited, inserted or deleted entry."""
+    from serving.store import WarningStore  # the CLI is the app shell; training modules never import serving
+
+    report = WarningStore(db or settings.warnings_db).verify_audit()
+    if report.ok:
+        typer.secho(f"审计日志完整: {report.checked} 条记录校验通过", fg=typer.colors.GREEN)
+    else:
+        _fail(f"审计日志被篡改: {report.problem}")
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
