@@ -352,8 +352,8 @@ def pydantic_model(contract: Contract | str, *, optional_fields: Iterable[str] =
             constraints["le"] = col.max
         if col.max_len is not None:
             constraints["max_length"] = col.max_len
-        if col.kind == "text":
-            constraints["min_length"] = 1
+        if col.kind == "text" or (col.kind == "str" and col.required and col.name not in relaxed):
+            constraints["min_length"] = 1  # blank counts as missing, as in validate()
         if col.required and col.name not in relaxed:
             definitions[col.name] = (annotation, Field(..., **constraints))
         else:

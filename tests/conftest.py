@@ -32,3 +32,16 @@ def ibm_csv() -> Path:
     if not IBM_CSV.exists():
         pytest.skip(f"IBM HR attrition export not found at {IBM_CSV} (it lives in ../shared/data, never committed)")
     return IBM_CSV
+
+
+SYNTHETIC_EMPLOYEES, SYNTHETIC_DAYS = 1000, 365  # big enough that the planted drivers show through the noise
+
+
+@pytest.fixture(scope="session")
+def synthetic_dir(session_dir) -> Path:
+    """The seeded synthetic company (1000 people x 365 days), generated once per test session; read-only."""
+    from features.synthetic import generate
+
+    out = session_dir / "synthetic"
+    generate(employees=SYNTHETIC_EMPLOYEES, days=SYNTHETIC_DAYS, seed=settings.seed, out_dir=out)
+    return out

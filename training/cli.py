@@ -16,9 +16,11 @@ app = typer.Typer(help="Lossguard: 声誉/文化/潜在利益 隐性损失预警
 data_app = typer.Typer(help="生成或检查数据 (Generate or check data).", no_args_is_help=True)
 predict_app = typer.Typer(help="批量打分 (Batch scoring with the registered champion).", no_args_is_help=True)
 audit_app = typer.Typer(help="审计日志 (Audit log checks).", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys (hashed) for HR systems, managers and admins.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(predict_app, name="predict")
 app.add_typer(audit_app, name="audit")
+app.add_typer(keys_app, name="keys")
 
 TRAINABLE = ("sentiment", "loss_type", "function", "attrition", "spread")
 
@@ -38,9 +40,10 @@ def data_generate(
     """Generate the seeded synthetic company (org, employees, posts, complaints, repost cascades)."""
     from features.synthetic import generate
 
-    if employees < 10 or days < 30:
-        _fail("--employees 至少 10, --days 至少 30")
-    paths = generate(employees=employees, days=days, seed=seed, out_dir=out)
+    try:
+        paths = generate(employees=employees, days=days, seed=seed, out_dir=out)
+    except ValueError as exc:  # the generator names the argument that is out of range
+        _fail(f"无法生成数据: {exc}")
     for table, path in paths.items():
         typer.echo(f"{table:12s} -> {path}")
 
@@ -113,6 +116,49 @@ def audit_verify(
         typer.secho(f"审计日志完整: {report.checked} 条记录校验通过", fg=typer.colors.GREEN)
     else:
         _fail(f"审计日志被篡改: {report.problem}")
+
+
+@keys_app.command("create")
+def keys_create(
+    name: str = typer.Option(..., help="Who holds the key (a system or a person)."),
+    role: str = typer.Option(..., help="hr_system, manager or admin."),
+    unit: Optional[str] = typer.Option(None, help="Org unit a manager may see (with everything below it)."),
+) -> None:
+    """Create an API key; it is printed once and only its hash is stored."""
+    from serving.auth import KeyStore
+
+    try:
+        key = KeyStore(settings.warnings_db).create(name, role, unit)
+    except ValueError as exc:
+        _fail(str(exc))
+    typer.echo(key)
+
+
+@keys_app.command("bootstrap")
+def keys_bootstrap(
+    out: Path = typer.Option(settings.generated_dir / "api_keys.txt", help="Where to write the demo keys."),
+) -> None:
+    """First start: create an admin, an HR-system and a manager key (scoped to one department) if none exist."""
+    import pandas as pd
+
+    from serving.auth import KeyStore
+
+    if out.exists():
+        typer.echo(f"API keys already created: {out}")
+        return
+    units = pd.read_parquet(settings.generated_dir / "org_units.parquet")
+    department = units[units["level"] == 2].sort_values("unit_id").iloc[0]
+    store = KeyStore(settings.warnings_db)
+    lines = [f"admin {store.create('admin', 'admin')}",
+             f"hr_system {store.create('hr-system', 'hr_system')}",
+             f"manager {store.create('manager-' + department['unit_id'], 'manager', department['unit_id'])} "
+             f"{department['unit_id']} {department['name']}"]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out.chmod(0o600)
+    typer.echo("API keys (shown once, also in " + str(out) + "):")
+    for line in lines:
+        typer.echo("  " + line)
 
 
 def main() -> None:  # pragma: no cover - console entry

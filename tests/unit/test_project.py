@@ -1,0 +1,90 @@
+"""Project wiring: settings overrides, pins that must agree, CLI help, one-way dependencies."""
+from __future__ import annotations
+
+import ast
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _pins(lines) -> dict[str, str]:
+    pins = {}
+    for line in lines:
+        match = re.match(r'\s*"?([A-Za-z0-9_.\-]+)==([^",\s]+)', line)
+        if match:
+            pins[match.group(1).lower()] = match.group(2)
+    return pins
+
+
+def test_settings_env_override_reaches_derived_paths(tmp_path):
+    code = "from features.settings import settings; print(settings.tracking_uri); print(settings.seed)"
+    env = {**os.environ, "LOSSGUARD_MLFLOW_DIR": str(tmp_path / "ml"), "LOSSGUARD_SEED": "7"}
+    env.pop("LOSSGUARD_MLFLOW_TRACKING_URI", None)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=ROOT, check=True)
+    uri, seed = out.stdout.split()
+    assert uri == f"sqlite:///{tmp_path / 'ml' / 'mlflow.db'}"
+    assert seed == "7"
+
+
+def test_settings_sets_offline_and_no_telemetry_flags():
+    code = ("import os; os.environ.pop('HF_HUB_OFFLINE', None); import features.settings; "
+            "print(os.environ['HF_HUB_OFFLINE'], os.environ['MLFLOW_DISABLE_TELEMETRY'], os.environ['BENTOML_DO_NOT_TRACK'])")
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "MLFLOW_DISABLE_TELEMETRY", "BENTOML_DO_NOT_TRACK")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.split() == ["1", "true", "true"]
+
+
+def test_runtime_pins_agree_everywhere():
+    """pyproject, the bento's requirements and the MLflow model requirements must name the same versions."""
+    from features.modelio import PIP_REQUIREMENTS
+
+    project = _pins((ROOT / "pyproject.toml").read_text().splitlines())
+    for source, pins in (("serving/requirements.txt", _pins((ROOT / "serving/requirements.txt").read_text().splitlines())),
+                         ("features.modelio.PIP_REQUIREMENTS", _pins(PIP_REQUIREMENTS))):
+        for name, version in pins.items():
+            assert project.get(name) == version, f"{source} pins {name}=={version}, pyproject has {project.get(name)}"
+    assert project["torch"] == "2.13.0"
+
+
+def test_serving_never_imports_training():
+    for path in (ROOT / "serving").rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            assert not any(n == "training" or n.startswith("training.") for n in names), f"{path} imports training"
+
+
+def test_features_import_neither_training_nor_serving():
+    for path in (ROOT / "features").rglob("*.py"):
+        source = path.read_text(encoding="utf-8")
+        assert not re.search(r"^\s*(from|import)\s+(training|serving)\b", source, re.M), path
+
+
+@pytest.mark.parametrize("command", [[], ["data", "generate"], ["train"], ["predict", "sentiment"],
+                                     ["predict", "attrition"], ["predict", "spread"], ["audit", "verify"],
+                                     ["keys", "create"]])
+def test_every_cli_command_has_help(command):
+    from typer.testing import CliRunner
+
+    from training.cli import app
+
+    result = CliRunner().invoke(app, [*command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output
+
+
+def test_cli_rejects_unknown_model_with_a_clear_message():
+    from typer.testing import CliRunner
+
+    from training.cli import app
+
+    result = CliRunner().invoke(app, ["train", "horoscope"])
+    assert result.exit_code == 2
+    assert "horoscope" in result.output
