@@ -1,0 +1,134 @@
+"""Spread features and baselines: the memory kernel, SEISMIC on a cascade with known parameters, and the
+defined behaviour for empty, unordered and impossible cascades."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import integrate
+
+from features.contracts import ContractError
+from features.spread_features import (
+    FEATURE_COLUMNS,
+    KERNEL,
+    Kernel,
+    cascade_outcomes,
+    early_features,
+    naive_forecast,
+    seismic_forecast,
+)
+
+CREATED = pd.Timestamp("2025-03-01 09:00:00")
+
+
+def post(post_id: str = "P1", followers: int = 2000, **extra) -> dict:
+    return {"post_id": post_id, "created_at": CREATED, "channel": "weibo", "author_followers": followers,
+            "internal": False, **extra}
+
+
+def reposts(post_id: str, minutes, followers=None, regions=None) -> pd.DataFrame:
+    minutes = np.asarray(minutes, dtype=float)
+    return pd.DataFrame({
+        "post_id": post_id,
+        "timestamp": CREATED + pd.to_timedelta(minutes, unit="min"),
+        "user_followers": np.full(len(minutes), 100) if followers is None else followers,
+        "region": ["广东"] * len(minutes) if regions is None else regions,
+    })
+
+
+@pytest.mark.parametrize("kernel", [KERNEL, Kernel(s0_seconds=60.0, theta=0.8)])
+def test_kernel_is_a_density_and_cdf_is_its_integral(kernel):
+    s0 = kernel.s0_seconds
+    total = integrate.quad(kernel.pdf, 0, s0)[0] + integrate.quad(kernel.pdf, s0, np.inf, limit=200)[0]
+    assert total == pytest.approx(1.0, rel=1e-6)
+    for s in (30.0, s0, 3600.0, 86400.0):
+        assert kernel.cdf(s) == pytest.approx(integrate.quad(kernel.pdf, 0, s, points=[s0], limit=200)[0], rel=1e-6)
+    assert kernel.cdf(1e15) == pytest.approx(1.0, abs=1e-3)
+    shares = np.array([0.0, 0.05, kernel.c * s0, 0.5, 0.99])
+    np.testing.assert_allclose(kernel.cdf(kernel.quantile(shares)), shares, atol=1e-12)
+
+
+def _simulate(rng, p: float, author: float, marks: float, kernel: Kernel) -> np.ndarray:
+    """Branching simulation of SEISMIC's own model: an event with n followers has Poisson(p·n) children, delayed
+    by the kernel. Every reposter has `marks` followers, so the branching ratio is p·marks."""
+    times, frontier = [], kernel.quantile(rng.random(rng.poisson(p * author)))
+    while len(frontier):
+        times.append(frontier)
+        parents = np.repeat(frontier, rng.poisson(p * marks, len(frontier)))
+        frontier = parents + kernel.quantile(rng.random(len(parents)))
+    return np.sort(np.concatenate(times)) if times else np.zeros(0)
+
+
+def test_seismic_recovers_infectiousness_and_final_size_of_a_simulated_cascade():
+    rng = np.random.default_rng(7)
+    branching, marks, author = 0.6, 200.0, 40_000.0
+    p = branching / marks
+    predictions, finals, p_hats = [], [], []
+    for i in range(20):
+        delays = _simulate(rng, p, author, marks, KERNEL)
+        posts = pd.DataFrame([post(f"P{i}", int(author))])
+        early = delays[delays <= 3600] / 60.0  # later delays can exceed what a timestamp can hold
+        seen = reposts(f"P{i}", early, followers=np.full(len(early), int(marks)))
+        features = early_features(posts, seen, 60, n_star=marks)
+        p_hats.append(features["n_window"].iat[0] / features["exposure"].iat[0])
+        predictions.append(seismic_forecast(features, n_star=marks, max_branching=0.99)[0])
+        finals.append(len(delays))
+    assert np.median(p_hats) == pytest.approx(p, rel=0.15)
+    ratio = np.array(predictions) / np.array(finals)
+    assert 0.8 < np.median(ratio) < 1.25  # the expected final size is exp(E log) within 20%
+    assert np.all((ratio > 0.4) & (ratio < 2.5))  # and no single cascade is off by more than 2.5x
+
+
+def test_seismic_caps_super_critical_cascades():
+    posts = pd.DataFrame([post(followers=10)])
+    features = early_features(posts, reposts("P1", np.linspace(1, 50, 40)), 60, n_star=600)
+    assert features["n_window"].iat[0] / features["exposure"].iat[0] * 600 > 1  # super-critical estimate
+    forecast = seismic_forecast(features, n_star=600, max_branching=0.9)[0]
+    assert np.isfinite(forecast) and forecast > 40
+
+
+def test_no_reposts_gives_defined_features():
+    features = early_features(pd.DataFrame([post()]), reposts("P1", []), 60, n_star=600)
+    row = features.iloc[0]
+    assert row["n_window"] == 0 and row["regions_window"] == 0 and row["acceleration"] == 0
+    assert row["gap_min_log"] == pytest.approx(np.log1p(3600))
+    assert seismic_forecast(features, 600)[0] == 0
+    assert not features[[c for c in FEATURE_COLUMNS if c != "p_neg"]].isna().any().any()
+    empty = early_features(pd.DataFrame([post()]), pd.DataFrame(columns=["post_id", "timestamp", "user_followers"]), 60)
+    pd.testing.assert_frame_equal(empty.drop(columns="seismic_log"), features.drop(columns="seismic_log"))
+
+
+def test_unordered_timestamps_give_the_same_features_as_ordered():
+    posts = pd.DataFrame([post("P1"), post("P2", 500)])
+    events = pd.concat([reposts("P1", [3, 7, 7.5, 20, 44, 80], followers=[10, 20000, 5, 300, 70, 9],
+                                regions=["广东", "上海", None, "广东", "北京", "四川"]),
+                        reposts("P2", [1, 59])], ignore_index=True)
+    ordered = early_features(posts, events, 60, n_star=600)
+    shuffled = early_features(posts, events.sample(frac=1.0, random_state=3), 60, n_star=600)
+    pd.testing.assert_frame_equal(ordered, shuffled)
+    assert ordered["n_window"].tolist() == [5, 2]  # the 80-minute repost is outside the window
+    assert ordered["regions_window"].tolist() == [3, 1]
+    assert ordered["high_follower_share"].iat[0] == pytest.approx(1 / 5)
+
+
+def test_repost_before_its_post_is_a_contract_error_naming_row_and_field():
+    events = reposts("P1", [5, -2, 10])
+    with pytest.raises(ContractError) as caught:
+        early_features(pd.DataFrame([post()]), events, 60)
+    assert [(e.row, e.field) for e in caught.value.errors] == [(1, "timestamp")]
+    assert "早于原帖" in str(caught.value)
+
+
+def test_reposts_of_other_posts_are_ignored_and_outcomes_count_to_the_horizon():
+    posts = pd.DataFrame([post()])
+    events = pd.concat([reposts("P1", [1, 2, 30, 23 * 60, 25 * 60]), reposts("OTHER", [1])], ignore_index=True)
+    outcome = cascade_outcomes(posts, events, horizon_hours=24, threshold=3).iloc[0]
+    assert outcome["final"] == 4 and outcome["time_to_threshold_min"] == pytest.approx(30)
+    assert early_features(posts, events, 60)["n_window"].iat[0] == 3
+
+
+def test_naive_forecast_scales_the_count_by_the_ratio_of_its_window():
+    features = pd.DataFrame({"window_min": [30.0, 60.0, 45.0], "n_window": [10.0, 10.0, 10.0]})
+    forecast = naive_forecast(features, {30.0: 4.0, 60.0: 2.0})
+    assert forecast[:2].tolist() == [40.0, 20.0]
+    assert 20.0 < forecast[2] < 40.0

@@ -1,0 +1,119 @@
+"""Champion/challenger gate: a new version becomes `champion` only if it is better where it matters.
+
+Better means: the primary metric improves (or ties) on the fixed evaluation set and no secondary metric gets
+worse by more than its tolerance. Every decision, including a human `--force`, is logged to MLflow and tagged
+on the model version, so the registry explains itself.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import mlflow
+from mlflow import MlflowClient
+
+from training.model_card import write_model_card
+from training.registry import champion_version, set_champion, version_metrics
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    higher_is_better: bool
+    tolerance: float = 0.0
+
+    def worse_by(self, new: float, old: float) -> float:
+        """How much worse `new` is than `old` (positive = worse). An undefined figure (NaN, e.g. ROC-AUC on a
+        one-class test set) never wins: a NaN challenger is infinitely worse, a NaN champion infinitely beaten."""
+        if math.isnan(new):
+            return math.inf
+        if math.isnan(old):
+            return -math.inf
+        return (old - new) if self.higher_is_better else (new - old)
+
+
+@dataclass(frozen=True)
+class GateSpec:
+    primary: Metric
+    secondary: tuple[Metric, ...] = ()
+
+
+SPECS: dict[str, GateSpec] = {
+    "sentiment": GateSpec(Metric("workplace_macro_f1", True),
+                          (Metric("snownlp_accuracy", True, 0.01), Metric("neutral_false_alarm", False, 0.02))),
+    "loss_type": GateSpec(Metric("macro_f1", True), (Metric("accuracy", True, 0.02),)),
+    "function": GateSpec(Metric("macro_f1", True), (Metric("accuracy", True, 0.02),)),
+    "attrition": GateSpec(Metric("roc_auc", True), (Metric("brier", False, 0.005), Metric("ece", False, 0.02))),
+    "spread": GateSpec(Metric("msle_ours_T60", False), (Metric("coverage_gap_T60", False, 0.03),)),
+}
+
+
+@dataclass
+class Decision:
+    promote: bool
+    reasons: list[str]
+    champion: str | None
+
+
+def derived(name: str, metrics: dict[str, float]) -> dict[str, float]:
+    """Metrics the gate compares that are computed from logged ones (e.g. distance from target coverage)."""
+    out = dict(metrics)
+    if name == "spread" and "coverage_T60" in out:
+        out["coverage_gap_T60"] = abs(out["coverage_T60"] - 0.80)
+    return out
+
+
+def compare(name: str, challenger: dict[str, float], champion: dict[str, float] | None) -> Decision:
+    spec = SPECS[name]
+    if champion is None:
+        return Decision(True, ["尚无 champion, 新版本直接上线"], None)
+    challenger, champion = derived(name, challenger), derived(name, champion)
+    reasons, ok = [], True
+    p = spec.primary
+    if p.name not in challenger or p.name not in champion:
+        return Decision(False, [f"缺少主指标 {p.name}, 无法比较"], None)
+    delta = p.worse_by(challenger[p.name], champion[p.name])
+    if delta > 0:
+        ok = False
+        reasons.append(f"主指标 {p.name} 变差: {challenger[p.name]:.4f} vs champion {champion[p.name]:.4f}")
+    else:
+        reasons.append(f"主指标 {p.name}: {challenger[p.name]:.4f} vs champion {champion[p.name]:.4f}")
+    for m in spec.secondary:
+        if m.name in challenger and m.name in champion:
+            worse = m.worse_by(challenger[m.name], champion[m.name])
+            if worse > m.tolerance:
+                ok = False
+                reasons.append(f"次指标 {m.name} 变差 {worse:.4f}, 超过容差 {m.tolerance}")
+    return Decision(ok, reasons, None)
+
+
+def maybe_promote(name: str, version: str, metrics: dict[str, float], *, promote: bool = True,
+                  force: bool = False, champion_metrics: dict[str, float] | None = None) -> bool:
+    """Run the gate for a freshly registered version; log and tag the decision; return whether it won.
+
+    `champion_metrics` are the champion's figures re-scored on the same evaluation set as `metrics` (`lossguard
+    promote`); by default the champion's training-run metrics are used. Every call also (re)writes the version's
+    model card, so each registered version has one that shows the latest decision.
+    """
+    current = champion_version(name)
+    if current is None or current == str(version):
+        champion_metrics = None
+    elif champion_metrics is None:
+        champion_metrics = version_metrics(name, current)
+    decision = compare(name, metrics, champion_metrics)
+    decision.champion = current
+    promoted = promote and (decision.promote or force)
+    if force and not decision.promote:
+        decision.reasons.append("人工强制上线 (--force)")
+    client = MlflowClient()
+    client.set_model_version_tag(name, str(version), "gate_decision", "promoted" if promoted else "rejected")
+    client.set_model_version_tag(name, str(version), "gate_reasons", " | ".join(decision.reasons)[:4900])
+    with mlflow.start_run(run_name=f"gate-{name}-v{version}", nested=mlflow.active_run() is not None):
+        mlflow.set_tags({"gate.model": name, "gate.challenger": str(version), "gate.champion": str(current),
+                         "gate.forced": str(bool(force and not decision.promote)), "gate.promoted": str(promoted)})
+        mlflow.log_dict({"reasons": decision.reasons, "challenger": metrics, "champion": champion_metrics},
+                        "gate_decision.json")
+    if promoted:
+        set_champion(name, version)
+    write_model_card(name, str(version))
+    return promoted
