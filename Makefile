@@ -30,13 +30,21 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: venv
 
-data: venv
+DATA_STAMP := data/generated/truth.json
+TRAIN_STAMP := mlflow/.trained
+
+# Generated data and trained models are reused; `make clean` (or deleting the stamp) starts over.
+data: $(DATA_STAMP)
+$(DATA_STAMP): $(STAMP)
 	$(LG) data generate --employees $(EMPLOYEES) --days $(DAYS)
 
-train: data
+train: $(TRAIN_STAMP)
+$(TRAIN_STAMP): $(DATA_STAMP)
 	$(LG) train all
+	@touch $(TRAIN_STAMP)
 
 serve: venv
+	$(LG) keys bootstrap
 	$(VENV)/bin/bentoml serve serving.service:Lossguard --host 127.0.0.1 --port $(PORT)
 
 run: train serve

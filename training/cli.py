@@ -17,10 +17,12 @@ data_app = typer.Typer(help="生成或检查数据 (Generate or check data).", n
 predict_app = typer.Typer(help="批量打分 (Batch scoring with the registered champion).", no_args_is_help=True)
 audit_app = typer.Typer(help="审计日志 (Audit log checks).", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys (hashed) for HR systems, managers and admins.", no_args_is_help=True)
+feedback_app = typer.Typer(help="预警反馈 (Resolved warnings as labeled data for retraining).", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(predict_app, name="predict")
 app.add_typer(audit_app, name="audit")
 app.add_typer(keys_app, name="keys")
+app.add_typer(feedback_app, name="feedback")
 
 TRAINABLE = ("sentiment", "loss_type", "function", "attrition", "spread")
 
@@ -55,14 +57,79 @@ def train(
     base_model: Optional[str] = typer.Option(None, help="Transformer checkpoint: local path or hub id."),
     promote: bool = typer.Option(True, help="Run the champion/challenger gate after training."),
     force: bool = typer.Option(False, help="Promote even if the gate says no (recorded in MLflow)."),
+    feedback: bool = typer.Option(True, help="First export resolved warnings from the store as extra labels."),
 ) -> None:
     """Train one model (or all), log it to MLflow, register it and run the promotion gate."""
     if model not in TRAINABLE + ("all",):
         _fail(f"未知模型 {model!r}; 可选: {', '.join(TRAINABLE)}, all")
     from training.pipeline import train_models
 
+    if feedback and _store_exists(settings.warnings_db):
+        typer.echo(_export_feedback(settings.warnings_db, settings.generated_dir / "feedback"))
     for line in train_models(model, backend=backend, base_model=base_model, promote=promote, force=force):
         typer.echo(line)
+
+
+@app.command("evaluate")
+def evaluate(
+    model: str = typer.Argument(..., help=f"One of {', '.join(TRAINABLE)}."),
+    version: Optional[str] = typer.Option(None, help="Challenger version; default the latest registered."),
+) -> None:
+    """Re-score the champion and a challenger on the same held-out data and print them side by side."""
+    from training.evaluate import compare_versions
+
+    try:
+        comparison = compare_versions(model, version)
+    except LookupError as exc:  # unknown model or nothing registered
+        _fail(str(exc.args[0]))
+    typer.echo(comparison.table().to_string(float_format=lambda v: f"{v:.4f}", na_rep="-"))
+
+
+@app.command("promote")
+def promote(
+    model: str = typer.Argument(..., help=f"One of {', '.join(TRAINABLE)}."),
+    version: Optional[str] = typer.Option(None, help="Version to promote; default the latest registered."),
+    force: bool = typer.Option(False, help="Promote even if the gate says no (recorded in MLflow)."),
+) -> None:
+    """Re-score champion and challenger on the same data; the gate moves `champion` only if it is better."""
+    from mlflow import MlflowClient
+
+    from training.evaluate import promote as run_gate
+
+    try:
+        promoted, comparison = run_gate(model, version, force=force)
+    except LookupError as exc:  # unknown model or nothing registered
+        _fail(str(exc.args[0]))
+    typer.echo(comparison.table().to_string(float_format=lambda v: f"{v:.4f}", na_rep="-"))
+    reasons = MlflowClient().get_model_version(model, comparison.challenger).tags.get("gate_reasons", "")
+    verdict = "已上线为 champion" if promoted else "未上线, champion 不变"
+    typer.secho(f"{model} v{comparison.challenger}: {verdict} ({reasons})",
+                fg=typer.colors.GREEN if promoted else typer.colors.YELLOW)
+
+
+@feedback_app.command("export")
+def feedback_export(
+    db: Optional[str] = typer.Option(None, help="Warning store URL; default LOSSGUARD_WARNINGS_DB."),
+    out: Path = typer.Option(settings.generated_dir / "feedback", help="Folder the next `train` reads labels from."),
+) -> None:
+    """Write resolved warnings (outcome, actual spread, corrected labels) as labeled rows for retraining."""
+    typer.echo(_export_feedback(db or settings.warnings_db, out))
+
+
+def _store_exists(url: str) -> bool:
+    """An SQLite store that was never created has nothing to export (and must not be created by training)."""
+    return not url.startswith("sqlite:///") or Path(url.removeprefix("sqlite:///")).exists()
+
+
+def _export_feedback(db: str, out: Path) -> str:
+    import pandas as pd
+
+    from serving.store import WarningStore
+    from training.feedback import export_feedback
+
+    path = export_feedback(WarningStore(db).export_feedback(), out)
+    counts = pd.read_csv(path)["label_source"].value_counts()
+    return f"{counts.sum()} 条反馈 -> {path}  " + ", ".join(f"{k}: {v}" for k, v in counts.items())
 
 
 @predict_app.command("sentiment")

@@ -5,8 +5,11 @@ Sentiment runs first because attrition and spread use text predictions as featur
 from __future__ import annotations
 
 import importlib
+import sys
 import time
 from typing import Iterator
+
+from tqdm import tqdm
 
 ORDER = ("sentiment", "attrition", "spread")
 MODULE_OF = {"sentiment": "sentiment", "loss_type": "sentiment", "function": "sentiment",
@@ -15,7 +18,9 @@ MODULE_OF = {"sentiment": "sentiment", "loss_type": "sentiment", "function": "se
 
 def train_models(which: str = "all", **options) -> Iterator[str]:
     modules = ORDER if which == "all" else (MODULE_OF[which],)
-    for module_name in modules:
+    progress = tqdm(modules, desc="train", unit="module", file=sys.stderr, disable=len(modules) < 2)
+    for module_name in progress:
+        progress.set_postfix_str(module_name)
         started = time.perf_counter()
         module = importlib.import_module(f"training.{module_name}")
         results = module.train(**{k: v for k, v in options.items() if k in module.TRAIN_OPTIONS})
