@@ -176,6 +176,7 @@ class Validated:
 
     frame: pd.DataFrame
     errors: list[RowError] = field(default_factory=list)
+    source_rows: list[int] = field(default_factory=list)  # input position of each clean row
 
     @property
     def bad_rows(self) -> list[int]:
@@ -330,9 +331,7 @@ def validate(
         elif col.kind == "float":
             out[col.name] = pd.to_numeric(out[col.name], errors="coerce").astype(float)
     keep = [i for i in range(len(records)) if i not in bad]
-    clean = out.iloc[keep].reset_index(drop=True)
-    clean.attrs["source_rows"] = keep
-    return Validated(clean, errors)
+    return Validated(out.iloc[keep].reset_index(drop=True), errors, keep)
 
 
 _PY_TYPES = {"str": str, "text": str, "int": int, "float": float, "date": date, "datetime": datetime, "bool": bool}

@@ -113,7 +113,7 @@ def test_bad_row_is_named_and_dropped_and_nothing_else_is_lost(contract, case, f
     assert f"第 1 行" in str(result.errors[0]) and field in str(result.errors[0])
     assert result.bad_rows == [1]
     kept = result.frame
-    assert len(kept) == 2 and kept.attrs["source_rows"] == [0, 2]
+    assert len(kept) == 2 and result.source_rows == [0, 2]
     if contract in ID_COLUMN:
         assert kept[ID_COLUMN[contract]].tolist() == [frame[ID_COLUMN[contract]][0], frame[ID_COLUMN[contract]][2]]
     else:

@@ -69,7 +69,8 @@ def test_features_import_neither_training_nor_serving():
 
 @pytest.mark.parametrize("command", [[], ["data", "generate"], ["train"], ["predict", "sentiment"],
                                      ["predict", "attrition"], ["predict", "spread"], ["audit", "verify"],
-                                     ["keys", "create"]])
+                                     ["keys", "create"], ["keys", "bootstrap"], ["evaluate"], ["promote"],
+                                     ["feedback", "export"]])
 def test_every_cli_command_has_help(command):
     from typer.testing import CliRunner
 
