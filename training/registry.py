@@ -21,11 +21,17 @@ def log_and_register(
     *,
     input_example: Any = None,
     tags: Mapping[str, str] | None = None,
+    python_model: mlflow.pyfunc.PythonModel | None = None,
+    artifacts: Mapping[str, str] | None = None,
 ) -> str:
-    """Log `estimator` in the active run as pyfunc `name`, register it, return the new version number."""
+    """Log `estimator` in the active run as pyfunc `name`, register it, return the new version number.
+
+    `python_model`/`artifacts` let a model ship files (e.g. transformer weights) instead of being pickled whole.
+    """
     info = mlflow.pyfunc.log_model(
         name=name,
-        python_model=LossguardPyfunc(estimator),
+        python_model=python_model or LossguardPyfunc(estimator),
+        artifacts=dict(artifacts) if artifacts else None,
         pip_requirements=PIP_REQUIREMENTS,
         input_example=input_example,
         registered_model_name=name,

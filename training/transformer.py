@@ -12,16 +12,14 @@ from __future__ import annotations
 import tempfile
 from typing import Any, Sequence
 
-import mlflow
 import numpy as np
 import pandas as pd
-from mlflow import MlflowClient
 
 from features.contracts import SENTIMENTS
-from features.modelio import PIP_REQUIREMENTS
 from features.settings import settings
 from features.text import TextNormalizer
 from features.transformer_model import ARTIFACT_KEY, TransformerPyfunc, TransformerTextModel
+from training.registry import log_and_register
 
 DEFAULTS = {"epochs": 2, "batch_size": 16, "learning_rate": 5e-5, "max_length": 128}
 
@@ -108,15 +106,9 @@ def fine_tune_sentiment(data: pd.DataFrame, base_model: str, normalizer: TextNor
 
 def register_transformer(model: TransformerTextModel, name: str, *, input_example: Any = None,
                          tags: dict[str, str] | None = None) -> str:
-    """Like training.registry.log_and_register, but the weights go into the model's artifacts (save_pretrained)
-    and come back through TransformerPyfunc.load_context, instead of being pickled."""
+    """Register with the weights as model artifacts (save_pretrained), reloaded by TransformerPyfunc.load_context
+    instead of being pickled."""
     with tempfile.TemporaryDirectory(prefix="lossguard-hf-") as folder:
         model.save(folder)
-        info = mlflow.pyfunc.log_model(
-            name=name, python_model=TransformerPyfunc(model), artifacts={ARTIFACT_KEY: folder},
-            pip_requirements=PIP_REQUIREMENTS, input_example=input_example, registered_model_name=name)
-    version = str(info.registered_model_version)
-    client = MlflowClient()
-    for key, value in (tags or {}).items():
-        client.set_model_version_tag(name, version, key, str(value))
-    return version
+        return log_and_register(model, name, input_example=input_example, tags=tags,
+                                python_model=TransformerPyfunc(model), artifacts={ARTIFACT_KEY: folder})
