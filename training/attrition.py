@@ -248,10 +248,7 @@ def time_split(features: pd.DataFrame, test_share: float = TEST_SHARE) -> tuple[
 
 # --------------------------------------------------------------------------------------------------- plots
 def _plots(y: np.ndarray, scores: dict[str, np.ndarray], importance: pd.Series):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # the backend is left to the caller (inline in notebooks, Agg headless)
     from sklearn.metrics import roc_curve
 
     roc, ax = plt.subplots(figsize=(5, 5))

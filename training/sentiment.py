@@ -258,10 +258,7 @@ def evaluate(task: str, model: TextClassifier, data: pd.DataFrame) -> tuple[dict
 
 
 def confusion_figure(truth, predicted, labels, title: str):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # the backend is left to the caller (inline in notebooks, Agg headless)
 
     labels = [label for label in labels if (np.asarray(truth) == label).any() or (np.asarray(predicted) == label).any()]
     matrix = confusion_matrix(truth, predicted, labels=labels)

@@ -269,10 +269,7 @@ def evaluate(model: SpreadModel, baselines: Baselines, test: pd.DataFrame, repos
 
 def fan_chart(model: SpreadModel, test: pd.DataFrame, reposts: pd.DataFrame, n: int = 6):
     """Forecast fan for a few test cascades as more reposts arrive, beside the realised 24 h count."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # the backend is left to the caller (inline in notebooks, Agg headless)
 
     truth = cascade_outcomes(test, reposts, model.horizon_hours, model.threshold)
     active = truth[truth["final"] >= 5].sort_values("final")
