@@ -1,0 +1,99 @@
+"""API keys with roles and an org scope; the service checks them before any handler runs.
+
+Keys are stored as SHA-256 hashes (never the key itself), in the same database as the warning store, so one
+backup covers both. Roles:
+- hr_system: machine clients (HR/ERP/CRM): predictions, warnings (read and act on), every field.
+- manager:   a person scoped to an org subtree (unit_id): warnings and team risk there; pay and performance
+             fields are masked.
+- admin:     everything. Keys themselves are managed with `lossguard keys`.
+"""
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from sqlalchemy import Column, DateTime, MetaData, String, Table, create_engine, select
+
+ROLES = ("hr_system", "manager", "admin")
+# Fields only these roles may read; everyone else gets them masked.
+SENSITIVE_FIELDS = {"pay_vs_band": ("hr_system", "admin"), "performance_rating": ("hr_system", "admin")}
+MASK = "***"
+
+_metadata = MetaData()
+api_keys = Table(
+    "api_keys",
+    _metadata,
+    Column("key_hash", String(64), primary_key=True),
+    Column("name", String(128), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("unit_id", String(64), nullable=True),
+    Column("created_at", DateTime, nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    role: str
+    unit_id: str | None = None  # managers see this unit and everything below it
+
+    def may_read(self, field: str) -> bool:
+        allowed = SENSITIVE_FIELDS.get(field)
+        return allowed is None or self.role in allowed
+
+
+class AuthError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+class KeyStore:
+    CACHE_TTL_S = 60.0  # a key deleted from the table stops working within a minute, without a restart
+
+    def __init__(self, url: str):
+        self.engine = create_engine(url, future=True)
+        _metadata.create_all(self.engine)
+        self._cache: dict[str, tuple[Principal, float]] = {}  # known keys only: unknown ones must not grow it
+
+    def create(self, name: str, role: str, unit_id: str | None = None, key: str | None = None) -> str:
+        """Create a key and return it once; only its hash is kept."""
+        if role not in ROLES:
+            raise ValueError(f"role 应为 {ROLES} 之一, 实为 {role!r}")
+        if role == "manager" and not unit_id:
+            raise ValueError("manager 角色必须指定 unit_id (可见的组织范围)")
+        key = key or f"lg_{secrets.token_urlsafe(24)}"
+        with self.engine.begin() as conn:
+            conn.execute(api_keys.insert().values(key_hash=hash_key(key), name=name, role=role, unit_id=unit_id,
+                                                  created_at=datetime.now(timezone.utc).replace(tzinfo=None)))
+        return key
+
+    def principal(self, key: str | None) -> Principal:
+        """Who holds this key; AuthError(401) when it is missing or unknown."""
+        if not key:
+            raise AuthError(401, "缺少 API key (请求头 X-API-Key)")
+        digest = hash_key(key)
+        cached = self._cache.get(digest)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        with self.engine.connect() as conn:
+            row = conn.execute(select(api_keys).where(api_keys.c.key_hash == digest)).mappings().first()
+        if row is None:
+            self._cache.pop(digest, None)
+            raise AuthError(401, "API key 无效")
+        found = Principal(row["name"], row["role"], row["unit_id"])
+        self._cache[digest] = (found, time.monotonic() + self.CACHE_TTL_S)
+        return found
+
+
+def mask_record(record: dict, principal: Principal) -> dict:
+    """Field-level permission: replace fields the caller's role may not read."""
+    return {k: (MASK if not principal.may_read(k) and v is not None else v) for k, v in record.items()}

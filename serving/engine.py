@@ -1,0 +1,452 @@
+"""Everything the service does, without HTTP: score, forecast, grade, route, store, scope.
+
+The BentoML service is a thin typed shell around one Engine, so the logic can be exercised in-process and the
+HTTP tests only have to prove the wiring, the limits and the permissions. Inputs reaching the Engine are
+already validated by the API models; the Engine still refuses what only it can check (unknown department,
+assignee not on the roster, a warning outside the caller's org subtree).
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+
+from features.contracts import INTERNAL_CHANNELS, LOSS_TYPE_ZH, POST_CHANNELS, TEXT_FUNCTIONS, ContractError
+from features.modelio import MODEL_NAMES, LoadedModel, ModelNotFound, load_champion
+from features.settings import settings
+from serving.auth import Principal, mask_record
+from serving.owners import OrgChart, resolve_owners
+from serving.rules import Policy, RiskInput, evaluate
+from serving.store import ACTION_ZH, STATUS_ZH, WarningNotFound, WarningStore
+from serving.webhooks import WebhookDispatcher
+
+log = logging.getLogger("lossguard")
+
+ORG_TABLES = ("org_units", "employees", "snapshots", "posts", "complaints")
+BAND_ZH = {"high": "高", "medium": "中", "low": "低"}
+# Drivers that would reveal a masked field through their text ("薪酬/带宽比 0.82，低于部门中位数").
+SENSITIVE_DRIVERS = {"pay_vs_band": "pay_vs_band", "performance_rating": "performance_rating"}
+DRIVER_MASKED = "薪酬或绩效相关因素（无权查看明细）"
+TEAM_EMPLOYEES_SHOWN = 50
+
+
+class NotFound(LookupError):
+    """A warning, unit or employee the caller named does not exist, or lies outside the caller's scope."""
+
+
+class InputError(ValueError):
+    """A request the Engine refuses; `field` names the offending input."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+@dataclass
+class Engine:
+    models: dict[str, LoadedModel]
+    keywords: Any
+    policy: Policy
+    chart: OrgChart
+    store: WarningStore
+    roster: pd.DataFrame  # current employees, scored once at start: team views are a filter, not a model call
+
+    @staticmethod
+    def preflight() -> None:
+        """Fail fast, naming what is missing and how to fix it, when training or data generation has not run.
+        Cheap (registry lookups, file checks): the service runs it once before starting its workers."""
+        import mlflow
+
+        from features.settings import configure_mlflow
+
+        configure_mlflow()
+        client = mlflow.MlflowClient()
+        missing = []
+        for name in MODEL_NAMES:
+            try:
+                client.get_model_version_by_alias(name, "champion")
+            except Exception:  # MLflow raises several types for "no such model or alias"
+                missing.append(name)
+        if missing:
+            raise ModelNotFound(
+                f"缺少已注册的 champion 模型: {', '.join(missing)} (MLflow {settings.tracking_uri}); "
+                "请先运行 `make train` (或 `lossguard train all`)")
+        folder = Path(settings.generated_dir)
+        absent = [t for t in ORG_TABLES if not (folder / f"{t}.parquet").exists()]
+        if absent:
+            raise FileNotFoundError(f"{folder} 中缺少 {absent}: 请先运行 `make data` (或 `lossguard data generate`)")
+
+    @classmethod
+    def from_settings(cls) -> "Engine":
+        """Load every champion once (the preflight's message if one cannot be loaded)."""
+        from features.keywords import KeywordLibrary
+
+        cls.preflight()
+        models = {name: load_champion(name) for name in MODEL_NAMES}
+        folder = Path(settings.generated_dir)
+        tables = {t: pd.read_parquet(folder / f"{t}.parquet") for t in ORG_TABLES}
+        policy = Policy.load(settings.policy_path)
+        engine = cls(
+            models=models,
+            keywords=KeywordLibrary.load(settings.keywords_path),
+            policy=policy,
+            chart=OrgChart.from_frame(tables["org_units"], tables["employees"]),
+            store=WarningStore(settings.warnings_db, policy=policy, webhooks=WebhookDispatcher.from_policy(policy)),
+            roster=pd.DataFrame(),
+        )
+        engine.roster = engine.score_roster(tables)
+        return engine
+
+    # ---- models -------------------------------------------------------------------------------------------
+    def versions(self) -> dict[str, str]:
+        return {name: model.version for name, model in self.models.items()}
+
+    def score_texts(self, texts: list[str]) -> list[dict]:
+        """Sentiment, loss type, function and keyword hits; one model call per model for the whole batch."""
+        frame = pd.DataFrame({"text": texts})
+        sentiment = self.models["sentiment"].estimator.predict_frame(frame)
+        loss_type = self.models["loss_type"].estimator.predict_frame(frame)["loss_type"].tolist()
+        function = self.models["function"].estimator.predict_frame(frame)["function"].tolist()
+        labels = sentiment["label"].tolist()
+        probs = np.round(sentiment[["p_neg", "p_neu", "p_pos"]].to_numpy(dtype=float), 4).tolist()
+        return [
+            {"label": labels[i], "scores": {"neg": probs[i][0], "neu": probs[i][1], "pos": probs[i][2]},
+             "loss_type": loss_type[i], "function": function[i], "keyword_hits": self.keywords.find(text)}
+            for i, text in enumerate(texts)
+        ]
+
+    def score_employees(self, records: list[dict]) -> list[dict]:
+        """Attrition for API records (already validated); precomputed signals in extra fields are used."""
+        scored = self.models["attrition"].estimator.predict_frame(pd.DataFrame(records))
+        return [
+            {"employee_id": e, "propensity": round(float(p), 4), "band": b, "band_zh": BAND_ZH.get(b, b),
+             "drivers": list(d)}
+            for e, p, b, d in zip(scored["employee_id"].astype(str), scored["propensity"], scored["band"],
+                                  scored["drivers"])
+        ]
+
+    def score_roster(self, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+        """Every current employee as of the latest snapshot, with the same history-based features as training."""
+        snapshots = tables["snapshots"]
+        latest_day = snapshots["snapshot_date"].max()
+        leave = pd.to_datetime(snapshots["leave_date"])
+        current = snapshots[(snapshots["snapshot_date"] == latest_day) & (leave.isna() | (leave > latest_day))]
+        current = current.reset_index(drop=True)
+        if current.empty:
+            return current.assign(propensity=[], band=[], drivers=[], driver_features=[])
+        sentiment = self.models["sentiment"].estimator
+
+        def p_neg(texts: list[str]) -> np.ndarray:
+            return sentiment.predict_frame(pd.DataFrame({"text": texts}))["p_neg"].to_numpy(dtype=float)
+
+        scored = self.models["attrition"].estimator.predict_frame(
+            current, history=snapshots, posts=tables["posts"], complaints=tables["complaints"],
+            org_units=tables["org_units"], sentiment_fn=p_neg)
+        out = current.reindex(columns=["employee_id", "department_id", "role", "pay_vs_band", "performance_rating"])
+        out["is_key"] = current["is_key"].astype(bool) if "is_key" in current else False
+        for column in ("propensity", "band", "drivers"):
+            out[column] = scored[column].to_numpy()
+        out["driver_features"] = (scored["driver_features"].to_numpy() if "driver_features" in scored
+                                  else [[] for _ in range(len(out))])
+        return out
+
+    def forecast(self, post: dict, reposts: list[dict], p_neg: float, loss_type: str) -> dict:
+        """Spread forecast from the reposts seen so far; the window is the time elapsed since the post."""
+        posts = pd.DataFrame([{
+            "post_id": post["post_id"], "text": post["text"], "channel": post["channel"],
+            "created_at": pd.Timestamp(_naive_utc(post["created_at"])),
+            "author_followers": int(post.get("author_followers") or 0), "internal": bool(post["internal"]),
+            "region": post.get("region"),
+        }])
+        events = pd.DataFrame(
+            [{"post_id": post["post_id"], "timestamp": pd.Timestamp(_naive_utc(r["timestamp"])),
+              "user_followers": int(r["user_followers"]), "region": r.get("region")} for r in reposts],
+            columns=["post_id", "timestamp", "user_followers", "region"])
+        text_scores = pd.DataFrame({"post_id": [post["post_id"]], "p_neg": [p_neg], "loss_type": [loss_type]})
+        created = posts["created_at"].iat[0]
+        last = events["timestamp"].max() if len(events) else created
+        now = pd.Timestamp(datetime.now(timezone.utc).replace(tzinfo=None))
+        window = min(max((max(now, last) - created).total_seconds() / 60.0, 1.0),
+                     settings.spread_horizon_hours * 60.0)
+        model = self.models["spread"].estimator
+        row = model.forecast(posts, events, text_scores=text_scores, window_minutes=window).iloc[0]
+        ttt = row["time_to_threshold_min"]
+        return {
+            "p10": round(float(row["p10"]), 1), "p50": round(float(row["p50"]), 1), "p90": round(float(row["p90"]), 1),
+            "observed": int(row["observed"]), "window_minutes": round(window, 1),
+            "time_to_threshold": None if pd.isna(ttt) else round(float(ttt), 1),
+            "threshold": int(model.threshold),
+            "reach": round(float(row["reach"]), 1), "regions": round(float(row["regions"]), 1),
+            "model_version": self.models["spread"].version,
+        }
+
+    # ---- assess: predictions → rules → owners → store -----------------------------------------------------
+    def assess(self, event: dict) -> dict:
+        """Score one post or complaint end to end: predictions, then a graded warning (or None)."""
+        result = self.assess_many([event])[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def assess_many(self, events: list[dict], on_result=None) -> list[dict | Exception]:
+        """Assess several events with one text-model call; each event succeeds or fails on its own (the
+        result is its error), so one bad event never fails the others it was batched with. `on_result(i,
+        result)` hears about each event as soon as it is decided, before the rest of the batch is filed."""
+        prepared: list[_Event | Exception] = []
+        for event in events:
+            try:
+                prepared.append(self._prepare(event))
+            except InputError as exc:
+                prepared.append(exc)
+        valid = [p for p in prepared if isinstance(p, _Event)]
+        scores = iter(self.score_texts([p.text for p in valid]) if valid else [])
+        results: list[dict | Exception] = []
+        for index, item in enumerate(prepared):
+            if isinstance(item, _Event):
+                try:
+                    item = self._decide(item, next(scores))
+                except Exception as exc:  # noqa: BLE001 - returned, not swallowed: the caller answers for it
+                    item = exc
+            results.append(item)
+            if on_result is not None:
+                on_result(index, item)
+        return results
+
+    def _prepare(self, event: dict) -> "_Event":
+        kind, text = event["kind"], event["text"]
+        identity = event.get("post_id") or event.get("complaint_id")
+        internal = event.get("internal")
+        return _Event(
+            kind=kind, text=text, channel=event["channel"],
+            created=_naive_utc(event.get("created_at")) or _naive_utc(datetime.now(timezone.utc)),
+            internal=event["channel"] in INTERNAL_CHANNELS if internal is None else bool(internal),
+            department_id=self._department(event), employee_id=event.get("employee_id"),
+            subject=f"{kind}:{identity or hashlib.sha1(text.encode('utf-8', 'surrogatepass')).hexdigest()[:16]}",
+            post_id=identity, author_followers=int(event.get("author_followers") or 0), region=event.get("region"),
+            reposts=event.get("reposts"),
+        )
+
+    def _decide(self, event: "_Event", scores: dict) -> dict:
+        spread = velocity = None
+        if event.reposts is not None and event.channel in POST_CHANNELS:
+            post = {"post_id": event.post_id or event.subject, "text": event.text, "channel": event.channel,
+                    "created_at": event.created, "author_followers": event.author_followers,
+                    "internal": event.internal, "region": event.region}
+            try:
+                spread = self.forecast(post, event.reposts, scores["scores"]["neg"], scores["loss_type"])
+            except ContractError as exc:
+                raise InputError("event.reposts", "; ".join(str(e) for e in exc.errors[:5])) from None
+        if event.reposts:
+            first_hour = event.created + timedelta(hours=1)
+            velocity = float(sum(_naive_utc(r["timestamp"]) <= first_hour for r in event.reposts))
+        risk = RiskInput(
+            subject=event.subject, event_kind=event.kind, text=event.text, channel=event.channel,
+            internal=event.internal, created_at=event.created, department_id=event.department_id,
+            employee_id=event.employee_id, sentiment_label=scores["label"], p_neg=scores["scores"]["neg"],
+            loss_type=scores["loss_type"],
+            function=scores["function"] if scores["function"] in TEXT_FUNCTIONS else "none",
+            keyword_hits=scores["keyword_hits"],
+            reach_p50=spread["p50"] if spread else None, reach_p90=spread["p90"] if spread else None,
+            velocity_per_hour=velocity, regions=int(round(spread["regions"])) if spread else None,
+        )
+        decision = evaluate(risk, self.policy)
+        warning = None
+        if decision is not None:
+            owners = resolve_owners(decision, risk, self.chart)
+            warning = self.warning_view(self.store.upsert_from_decision(decision, risk, owners).record)
+        return {"predictions": {"sentiment": scores, "spread": spread}, "warning": warning,
+                "model_versions": self.versions()}
+
+    def _department(self, event: dict) -> str | None:
+        """The event's department: as given (must exist), else the linked employee's, so scoping works."""
+        department = event.get("department_id")
+        if department is not None:
+            if department not in self.chart.units:
+                raise InputError("event.department_id", f"未知部门 {department!r}")
+            return department
+        employees = self.chart.employees or {}
+        person = employees.get(event.get("employee_id") or "")
+        return person.department_id if person is not None else None
+
+    def escalate_overdue(self) -> int:
+        """Move unacknowledged warnings past their deadline up the chain; the service calls it on a timer."""
+        return len(self.store.escalate_overdue())
+
+    # ---- warnings, scoped by the caller ---------------------------------------------------------------------
+    def scope(self, principal: Principal) -> set[str] | None:
+        """Units the caller may see (None: all). A manager whose unit left the chart sees nothing."""
+        if principal.role != "manager":
+            return None
+        return self.chart.subtree(principal.unit_id) if principal.unit_id in self.chart.units else set()
+
+    def warning_view(self, record, audit: Iterable | None = None) -> dict:
+        decision = record.decision or {}
+        view = {
+            "id": record.id, "subject": record.subject, "event_kind": record.event_kind,
+            "status": record.status, "status_zh": STATUS_ZH[record.status],
+            "grade": record.grade, "grade_zh": decision.get("grade_zh"), "grade_level": decision.get("grade_level"),
+            "label": decision.get("label"),
+            "loss_type": record.loss_type, "loss_type_zh": LOSS_TYPE_ZH.get(record.loss_type, record.loss_type),
+            "function": record.function, "channel": record.channel,
+            "channel_zh": self.policy.channel_names.get(record.channel, record.channel),
+            "department_id": record.department_id,
+            "department_name": self.chart.units[record.department_id].name
+            if record.department_id in self.chart.units else None,
+            "text": record.text, "reasons": list(decision.get("reasons", [])),
+            "actions": [a["text"] for a in decision.get("actions", [])],
+            "owners": _owner_labels(record.owners or {}), "deadline": _iso(record.deadline_at),
+            "created_at": _iso(record.created_at), "updated_at": _iso(record.updated_at),
+            "events_count": record.events_count, "muted": record.muted_reason,
+            "escalation_level": record.escalation_level, "escalated_to": record.escalated_to,
+            "acknowledged_by": record.acknowledged_by, "assignee": record.assignee,
+            "outcome": record.outcome, "resolution_notes": record.resolution_notes,
+        }
+        if audit is not None:
+            view["audit"] = [
+                {"seq": e.seq, "at": _iso(e.at), "actor": e.actor, "action": e.action,
+                 "action_zh": ACTION_ZH.get(e.action, e.action),
+                 "before_status": (e.before or {}).get("status"), "after_status": (e.after or {}).get("status")}
+                for e in audit
+            ]
+        return view
+
+    def _visible_record(self, warning_id: int, principal: Principal):
+        try:
+            record = self.store.get(warning_id)
+        except WarningNotFound:
+            raise NotFound(f"预警 #{warning_id} 不存在") from None
+        units = self.scope(principal)
+        if units is not None and record.department_id not in units:
+            raise NotFound(f"预警 #{warning_id} 不存在")  # the same answer as missing: no probing other subtrees
+        return record
+
+    def get_warning(self, warning_id: int, principal: Principal) -> dict:
+        record = self._visible_record(warning_id, principal)
+        return self.warning_view(record, audit=self.store.audit_entries(warning_id))
+
+    def list_warnings(self, principal: Principal, *, status=None, grade=None, loss_type: str | None = None,
+                      limit: int = 100, offset: int = 0) -> list[dict]:
+        records = self.store.list(status=status, grade=grade, loss_type=loss_type, units=self.scope(principal),
+                                  limit=limit, offset=offset)
+        return [self.warning_view(r) for r in records]
+
+    def transition(self, warning_id: int, action: str, principal: Principal, **payload) -> dict:
+        """ack / assign / resolve on a warning the caller may see; the store refuses illegal transitions."""
+        self._visible_record(warning_id, principal)
+        actor = f"{principal.name}({principal.role})"
+        if action == "ack":
+            record = self.store.acknowledge(warning_id, actor)
+        elif action == "assign":
+            assignee = payload["assignee"]
+            if self.chart.employees is not None and assignee not in self.chart.employees:
+                raise InputError("assignee", f"员工 {assignee!r} 不在员工名单中")
+            record = self.store.assign(warning_id, actor, assignee)
+        else:
+            record = self.store.resolve(warning_id, actor, payload["outcome"], payload.get("actual_spread"),
+                                        payload.get("notes") or "", payload.get("corrected_labels"))
+        return self.warning_view(record, audit=self.store.audit_entries(warning_id))
+
+    # ---- people risk ----------------------------------------------------------------------------------------
+    def team_risk(self, unit_id: str, principal: Principal) -> dict:
+        """Headcount, expected leavers and the riskiest people of a unit's subtree; masked by role."""
+        units = self.scope(principal)
+        if unit_id not in self.chart.units or (units is not None and unit_id not in units):
+            raise NotFound(f"部门/团队 {unit_id} 不存在")
+        members = self.roster[self.roster["department_id"].isin(self.chart.subtree(unit_id))]
+        members = members.sort_values("propensity", ascending=False, kind="stable")
+        employees = [
+            mask_record({
+                "employee_id": row.employee_id, "department_id": row.department_id, "role": row.role,
+                "is_key": bool(row.is_key), "propensity": round(float(row.propensity), 4), "band": row.band,
+                "band_zh": BAND_ZH.get(row.band, row.band),
+                "drivers": self._drivers_for(principal, list(row.drivers), list(row.driver_features)),
+                "pay_vs_band": round(float(row.pay_vs_band), 3),
+                "performance_rating": float(row.performance_rating),
+            }, principal)
+            for row in members.head(TEAM_EMPLOYEES_SHOWN).itertuples(index=False)
+        ]
+        high = members["band"] == "high"
+        return {
+            "unit_id": unit_id, "unit_name": self.chart.units[unit_id].name, "headcount": int(len(members)),
+            "horizon_days": int(getattr(self.models["attrition"].estimator, "horizon_days",
+                                        settings.attrition_horizon_days)),
+            "expected_leavers": round(float(members["propensity"].sum()), 2),
+            "high_share": round(float(high.mean()), 4) if len(members) else 0.0,
+            "high_risk_key_employees": int((high & members["is_key"]).sum()),
+            "top_drivers": [self._drivers_for(principal, [d], [f])[0] for d, f in
+                            self._top_first_drivers(members)],
+            "employees": employees, "model_version": self.models["attrition"].version,
+        }
+
+    @staticmethod
+    def _top_first_drivers(members: pd.DataFrame, top: int = 3) -> list[tuple[str, str]]:
+        """The features most often first among the team's drivers, as (Chinese label with head count, name)."""
+        from features.attrition_features import FEATURE_ZH
+
+        firsts = pd.Series([f[0] for f in members["driver_features"] if len(f)], dtype=object).value_counts()
+        return [(f"{FEATURE_ZH.get(name, (name, ''))[0]}（{count} 人）", name)
+                for name, count in firsts.head(top).items()]
+
+    @staticmethod
+    def _drivers_for(principal: Principal, drivers: list[str], features: list[str]) -> list[str]:
+        """Field-level permission reaches the explanations too: a pay driver quotes the pay ratio."""
+        return [DRIVER_MASKED if i < len(features) and features[i] in SENSITIVE_DRIVERS
+                and not principal.may_read(SENSITIVE_DRIVERS[features[i]]) else text
+                for i, text in enumerate(drivers)]
+
+
+@dataclass(frozen=True)
+class _Event:
+    """An /assess event after the checks only the Engine can make (department exists) and its defaults."""
+
+    kind: str
+    text: str
+    channel: str
+    created: datetime
+    internal: bool
+    department_id: str | None
+    employee_id: str | None
+    subject: str
+    post_id: str | None
+    author_followers: int
+    region: str | None
+    reposts: list[dict] | None
+
+
+def _naive_utc(value) -> datetime | None:
+    if value is None:
+        return None
+    stamp = pd.Timestamp(value)
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert("UTC").tz_localize(None)
+    return stamp.to_pydatetime()
+
+
+def _iso(value) -> str | None:
+    """Stored times are naive UTC; say so, so the page's countdown is right in any time zone."""
+    if value is None:
+        return None
+    return pd.Timestamp(value).tz_localize("UTC").isoformat() if pd.Timestamp(value).tzinfo is None \
+        else pd.Timestamp(value).isoformat()
+
+
+def _owner_labels(owners: dict) -> dict:
+    def label(person: dict | None) -> dict | None:
+        if not person:
+            return None
+        return {**person, "label": f"{person.get('role', '')} {person.get('employee_id', '')}".strip()}
+
+    return {
+        "functional": [label(p) for p in owners.get("functional", [])],
+        "direct": [label(p) for p in owners.get("direct", [])],
+        "management": [label(p) for p in owners.get("management", [])],
+        "executive": label(owners.get("executive")),
+        "notes": list(owners.get("notes", [])),
+    }

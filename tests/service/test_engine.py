@@ -1,0 +1,240 @@
+"""The Engine and the /assess batcher in-process, with small stand-in models (no training, no server): events
+batched together fail alone, text models run once per batch, scope and masking hold, departments are inferred."""
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.contracts import ContractError, RowError
+from features.keywords import KeywordLibrary
+from features.modelio import LoadedModel
+from serving.auth import Principal
+from serving.engine import DRIVER_MASKED, Engine, InputError, NotFound
+from serving.owners import OrgChart
+from serving.rules import Policy
+from serving.store import WarningStore
+
+NEGATIVE = "负面"
+
+
+class TextStandIn:
+    """Texts containing 负面 are negative culture/marketing; counts its calls."""
+
+    def __init__(self, task: str):
+        self.task, self.calls = task, 0
+
+    def predict_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
+        self.calls += 1
+        neg = frame["text"].str.contains(NEGATIVE).to_numpy()
+        if self.task == "sentiment":
+            return pd.DataFrame({"label": np.where(neg, "neg", "neu"), "p_neg": np.where(neg, 0.95, 0.05),
+                                 "p_neu": np.where(neg, 0.04, 0.9), "p_pos": np.where(neg, 0.01, 0.05)})
+        column = {"loss_type": ("culture", "none"), "function": ("marketing", "none")}[self.task]
+        return pd.DataFrame({self.task: np.where(neg, *column)})
+
+
+class AttritionStandIn:
+    horizon_days = 180
+
+    def predict_frame(self, frame: pd.DataFrame, **tables) -> pd.DataFrame:
+        overtime = pd.to_numeric(frame["overtime_hours"]).to_numpy()
+        p = np.clip(overtime / 100, 0.01, 0.99)
+        return pd.DataFrame({
+            "employee_id": frame["employee_id"].astype(str), "propensity": p,
+            "band": np.where(p > 0.5, "high", "low"),
+            "drivers": [[f"薪酬为职级带宽中位值的 {v:.0%}", f"近1个月加班时长 {o:.0f} 小时"]
+                        for v, o in zip(frame["pay_vs_band"], overtime)],
+            "driver_features": [["pay_vs_band", "overtime_hours"]] * len(frame)})
+
+
+class SpreadStandIn:
+    threshold = 100
+
+    def forecast(self, posts, reposts, text_scores=None, window_minutes=None) -> pd.DataFrame:
+        if (posts["post_id"] == "broken").any():
+            raise ContractError("Repost", [RowError(0, "timestamp", "转发时间早于原帖发布时间")])
+        n = float(len(reposts))
+        return pd.DataFrame({"p10": [n], "p50": [2 * n], "p90": [40 * n + 20_000], "observed": [n],
+                             "time_to_threshold_min": [np.nan], "reach": [n * 100], "regions": [12.0]})
+
+
+@pytest.fixture(scope="module")
+def tables(synthetic_dir) -> dict[str, pd.DataFrame]:
+    return {t: pd.read_parquet(synthetic_dir / f"{t}.parquet")
+            for t in ("org_units", "employees", "snapshots", "posts", "complaints")}
+
+
+@pytest.fixture
+def engine(tables, tmp_path) -> Engine:
+    models = {name: LoadedModel(name, "7", f"models:/{name}@champion", model) for name, model in {
+        "sentiment": TextStandIn("sentiment"), "loss_type": TextStandIn("loss_type"),
+        "function": TextStandIn("function"), "attrition": AttritionStandIn(), "spread": SpreadStandIn()}.items()}
+    policy = Policy.load()
+    built = Engine(models=models, keywords=KeywordLibrary.load(), policy=policy,
+                   chart=OrgChart.from_frame(tables["org_units"], tables["employees"]),
+                   store=WarningStore(f"sqlite:///{tmp_path / 'warnings.db'}", policy=policy), roster=pd.DataFrame())
+    built.roster = built.score_roster(tables)
+    return built
+
+
+@pytest.fixture
+def units(tables) -> dict[str, str]:
+    org = tables["org_units"]
+    level2 = org[org["level"] == 2].sort_values("unit_id")
+    marketing = level2[level2["function"] == "marketing"].iloc[0]["unit_id"]
+    return {"marketing": marketing, "child": org[org["parent_id"] == marketing].iloc[0]["unit_id"],
+            "other": level2[level2["function"] != "marketing"].iloc[0]["unit_id"]}
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def event(text: str, department: str | None = None, **extra) -> dict:
+    return {"kind": "post", "text": text, "channel": "weibo", "department_id": department,
+            "created_at": _now() - timedelta(minutes=20), **extra}
+
+
+def test_a_bad_event_fails_alone_and_text_models_run_once_per_batch(engine, units):
+    batch = [event(f"{NEGATIVE}：这条文案违背用户第一", units["child"], post_id="a"),
+             event("普通通知", "NO-SUCH-UNIT"),
+             event(f"{NEGATIVE}：转发很快", units["child"], post_id="broken", reposts=[]),
+             event("公司年会通知", units["child"])]
+    results = engine.assess_many(batch)
+    assert isinstance(results[1], InputError) and results[1].field == "event.department_id"
+    assert isinstance(results[2], InputError) and results[2].field == "event.reposts"
+    assert results[0]["warning"]["department_id"] == units["child"]
+    assert results[3]["warning"] is None
+    assert all(engine.models[n].estimator.calls == 1 for n in ("sentiment", "loss_type", "function"))
+
+
+def test_spread_and_velocity_feed_the_rules(engine, units):
+    created = _now() - timedelta(minutes=50)
+    reposts = [{"timestamp": created + timedelta(seconds=5 * i), "user_followers": 10} for i in range(600)]
+    result = engine.assess(event(f"{NEGATIVE}：违背用户第一", units["child"], post_id="viral",
+                                 created_at=created, reposts=reposts))
+    assert result["predictions"]["spread"]["observed"] == 600
+    assert result["warning"]["grade"] == "red"  # value clash + P90 reach past 10,000
+
+
+def test_department_is_inferred_from_the_employee(engine, tables, units):
+    staff = tables["employees"]
+    employee = staff[(staff["department_id"] == units["child"]) & staff["leave_date"].isna()].iloc[0]
+    result = engine.assess(event(f"{NEGATIVE}：违背用户第一", employee_id=employee["employee_id"]))
+    assert result["warning"]["department_id"] == units["child"]
+
+
+def test_manager_scope_for_lists_reads_and_actions(engine, units):
+    inside = engine.assess(event(f"{NEGATIVE}：违背用户第一", units["child"], post_id="in"))["warning"]
+    outside = engine.assess(event(f"{NEGATIVE}：违背用户第一", units["other"], post_id="out"))["warning"]
+    manager = Principal("m", "manager", units["marketing"])
+    assert {w["id"] for w in engine.list_warnings(manager)} == {inside["id"]}
+    with pytest.raises(NotFound):
+        engine.get_warning(outside["id"], manager)
+    with pytest.raises(NotFound):
+        engine.transition(outside["id"], "ack", manager)
+    acked = engine.transition(inside["id"], "ack", manager)
+    assert acked["status"] == "acknowledged" and acked["audit"][-1]["action_zh"] == "确认"
+    lost = Principal("x", "manager", "NO-SUCH-UNIT")
+    assert engine.list_warnings(lost) == []
+
+
+def test_pay_and_performance_masked_in_values_and_explanations(engine, units):
+    manager = engine.team_risk(units["marketing"], Principal("m", "manager", units["marketing"]))
+    hr = engine.team_risk(units["marketing"], Principal("h", "hr_system"))
+    assert manager["headcount"] == hr["headcount"] > 0
+    for masked, shown in zip(manager["employees"], hr["employees"]):
+        assert masked["pay_vs_band"] == "***" and isinstance(shown["pay_vs_band"], float)
+        assert masked["drivers"][0] == DRIVER_MASKED and shown["drivers"][0].startswith("薪酬")
+        assert masked["drivers"][1] == shown["drivers"][1]
+    assert manager["top_drivers"] == [DRIVER_MASKED] and hr["top_drivers"][0].startswith("薪酬")
+    with pytest.raises(NotFound):
+        engine.team_risk(units["other"], Principal("m", "manager", units["marketing"]))
+
+
+def test_batcher_groups_concurrent_events_and_keeps_results_apart():
+    from serving.service import Batcher
+
+    seen: list[list[int]] = []
+
+    def assess_many(events, on_result):
+        seen.append([e["n"] for e in events])
+        results = [ValueError("odd") if e["n"] % 2 else {"n": e["n"]} for e in events]
+        for index, result in enumerate(results):
+            on_result(index, result)
+        return results
+
+    async def run(max_batch):
+        batcher = Batcher(assess_many, max_batch, threads=2)
+        return await asyncio.gather(*(batcher.submit({"n": n}) for n in range(10)))
+
+    results = asyncio.run(run(64))
+    assert [r["n"] if isinstance(r, dict) else "err" for r in results] == \
+        [0, "err", 2, "err", 4, "err", 6, "err", 8, "err"]
+    assert len(seen) < 10 and sorted(sum(seen, [])) == list(range(10))  # batched, nothing lost
+    seen.clear()
+    asyncio.run(run(1))
+    assert all(len(batch) == 1 for batch in seen) and len(seen) == 10  # batching off
+
+
+def test_batcher_hands_a_crash_to_every_caller_of_the_batch():
+    from serving.service import Batcher
+
+    def crash(events, on_result):
+        raise RuntimeError("model exploded")
+
+    async def run():
+        batcher = Batcher(crash, 64, threads=1)
+        return await asyncio.gather(*(batcher.submit({}) for _ in range(3)))
+
+    assert all(isinstance(r, RuntimeError) for r in asyncio.run(run()))
+
+
+def test_keys_are_stored_hashed_and_unknown_keys_leave_no_trace(tmp_path):
+    import sqlite3
+
+    from serving.auth import AuthError, KeyStore, hash_key
+
+    store = KeyStore(f"sqlite:///{tmp_path / 'keys.db'}")
+    key = store.create("hr", "hr_system")
+    rows = sqlite3.connect(tmp_path / "keys.db").execute("SELECT * FROM api_keys").fetchall()
+    assert rows and all(key not in map(str, row) for row in rows)
+    assert rows[0][0] == hash_key(key)
+    assert store.principal(key) == Principal("hr", "hr_system", None)
+    for attempt in ("lg_guess", ""):
+        with pytest.raises(AuthError) as refused:
+            store.principal(attempt)
+        assert refused.value.status == 401
+    assert list(store._cache) == [hash_key(key)]
+    with pytest.raises(ValueError):
+        store.create("boss", "manager")  # a manager needs an org unit
+
+
+def test_batcher_answers_each_event_as_soon_as_it_is_filed():
+    import time
+
+    from serving.service import Batcher
+
+    def assess_many(events, on_result):
+        on_result(0, "first")
+        time.sleep(0.5)  # the rest of the batch is still being filed
+        on_result(1, "second")
+        return ["first", "second"]
+
+    async def run():
+        batcher = Batcher(assess_many, 64, threads=1)
+        started, answered = time.perf_counter(), {}
+
+        async def timed():
+            result = await batcher.submit({})
+            answered[result] = time.perf_counter() - started
+
+        await asyncio.gather(timed(), timed())
+        return answered
+
+    answered = asyncio.run(run())
+    assert answered["first"] < 0.4 <= answered["second"]
