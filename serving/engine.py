@@ -195,10 +195,9 @@ class Engine:
             raise result
         return result
 
-    def assess_many(self, events: list[dict], on_result=None) -> list[dict | Exception]:
+    def assess_many(self, events: list[dict]) -> list[dict | Exception]:
         """Assess several events with one text-model call; each event succeeds or fails on its own (the
-        result is its error), so one bad event never fails the others it was batched with. `on_result(i,
-        result)` hears about each event as soon as it is decided, before the rest of the batch is filed."""
+        result is its error), so one bad event never fails the others it was batched with."""
         prepared: list[_Event | Exception] = []
         for event in events:
             try:
@@ -208,15 +207,13 @@ class Engine:
         valid = [p for p in prepared if isinstance(p, _Event)]
         scores = iter(self.score_texts([p.text for p in valid]) if valid else [])
         results: list[dict | Exception] = []
-        for index, item in enumerate(prepared):
+        for item in prepared:
             if isinstance(item, _Event):
                 try:
                     item = self._decide(item, next(scores))
                 except Exception as exc:  # noqa: BLE001 - returned, not swallowed: the caller answers for it
                     item = exc
             results.append(item)
-            if on_result is not None:
-                on_result(index, item)
         return results
 
     def _prepare(self, event: dict) -> "_Event":

@@ -161,12 +161,9 @@ def test_batcher_groups_concurrent_events_and_keeps_results_apart():
 
     seen: list[list[int]] = []
 
-    def assess_many(events, on_result):
+    def assess_many(events):
         seen.append([e["n"] for e in events])
-        results = [ValueError("odd") if e["n"] % 2 else {"n": e["n"]} for e in events]
-        for index, result in enumerate(results):
-            on_result(index, result)
-        return results
+        return [ValueError("odd") if e["n"] % 2 else {"n": e["n"]} for e in events]
 
     async def run(max_batch):
         batcher = Batcher(assess_many, max_batch, threads=2)
@@ -184,7 +181,7 @@ def test_batcher_groups_concurrent_events_and_keeps_results_apart():
 def test_batcher_hands_a_crash_to_every_caller_of_the_batch():
     from serving.service import Batcher
 
-    def crash(events, on_result):
+    def crash(events):
         raise RuntimeError("model exploded")
 
     async def run():
@@ -213,28 +210,3 @@ def test_keys_are_stored_hashed_and_unknown_keys_leave_no_trace(tmp_path):
     with pytest.raises(ValueError):
         store.create("boss", "manager")  # a manager needs an org unit
 
-
-def test_batcher_answers_each_event_as_soon_as_it_is_filed():
-    import time
-
-    from serving.service import Batcher
-
-    def assess_many(events, on_result):
-        on_result(0, "first")
-        time.sleep(0.5)  # the rest of the batch is still being filed
-        on_result(1, "second")
-        return ["first", "second"]
-
-    async def run():
-        batcher = Batcher(assess_many, 64, threads=1)
-        started, answered = time.perf_counter(), {}
-
-        async def timed():
-            result = await batcher.submit({})
-            answered[result] = time.perf_counter() - started
-
-        await asyncio.gather(timed(), timed())
-        return answered
-
-    answered = asyncio.run(run())
-    assert answered["first"] < 0.4 <= answered["second"]
