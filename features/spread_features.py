@@ -108,7 +108,7 @@ def _group_starts(post: np.ndarray, n_posts: int) -> np.ndarray:
 def early_features(
     posts: pd.DataFrame,
     reposts: pd.DataFrame,
-    window_minutes: float,
+    window_minutes: float | np.ndarray,
     *,
     text_scores: pd.DataFrame | None = None,
     n_star: float | None = None,
@@ -116,33 +116,36 @@ def early_features(
 ) -> pd.DataFrame:
     """One row of features per post (in `posts` order) from the reposts seen in [created_at, created_at + window].
 
+    window_minutes: one window for every post, or one per post (the service forecasts a batch of posts, each
+    observed for as long as it has existed).
+
     posts: post_id, created_at, channel, author_followers, internal (+ optional p_neg, loss_type).
     reposts: post_id, timestamp, user_followers, region. Later events are ignored; a post with no reposts gets a
     defined empty window (zero counts, gaps equal to the window). text_scores: optional p_neg / loss_type per
     post_id from the text model, overriding the posts' own columns. n_star: SEISMIC's mean reposter followers;
     without it the SEISMIC columns are left NaN. events: `cascade_events(posts, reposts)`, to reuse across windows.
     """
-    window_s = float(window_minutes) * 60.0
-    if not np.isfinite(window_s) or window_s <= 0:
-        raise ValueError(f"window_minutes 应为正数, 实为 {window_minutes!r}")
     posts = posts.reset_index(drop=True)
     n = len(posts)
+    window_min = post_windows(window_minutes, n)
+    window_s = window_min * 60.0
     events = cascade_events(posts, reposts) if events is None else events
-    events = events[events["delay"].to_numpy() <= window_s]
+    events = events[events["delay"].to_numpy() <= window_s[events["post"].to_numpy()]]
     idx, delay = events["post"].to_numpy(), events["delay"].to_numpy()
     followers = events["followers"].to_numpy()
+    event_window_s = window_s[idx]
     starts = _group_starts(idx, n)
     count = np.diff(starts).astype(float)
     has = count > 0
     safe = np.maximum(count, 1.0)
 
-    sub = np.minimum((delay / window_s * SUB_WINDOWS).astype(np.int64), SUB_WINDOWS - 1)
+    sub = np.minimum((delay / event_window_s * SUB_WINDOWS).astype(np.int64), SUB_WINDOWS - 1)
     sub_counts = np.bincount(idx * SUB_WINDOWS + sub, minlength=n * SUB_WINDOWS).reshape(n, SUB_WINDOWS)
     half = SUB_WINDOWS // 2
     previous = np.concatenate([[0.0], delay[:-1]])
     previous[starts[:-1][has]] = 0.0  # the first gap of a cascade is measured from the post itself
     gaps = delay - previous
-    gap_min = np.full(n, window_s)
+    gap_min = window_s.copy()
     np.minimum.at(gap_min, idx, gaps)
     last = np.where(has, delay[np.maximum(starts[1:] - 1, 0)] if len(delay) else 0.0, 0.0)
     follower_max = np.zeros(n)
@@ -153,13 +156,14 @@ def early_features(
     created = pd.to_datetime(posts["created_at"])
     # SEISMIC's sufficient statistics: N_t, every mark so far (the author's included), and N_t^e, each mark
     # weighted by the share of its memory kernel already elapsed.
-    exposure = author * KERNEL.cdf(window_s) + np.bincount(idx, followers * KERNEL.cdf(window_s - delay), minlength=n)
+    exposure = author * KERNEL.cdf(window_s) + np.bincount(idx, followers * KERNEL.cdf(event_window_s - delay),
+                                                           minlength=n)
     marks = author + np.bincount(idx, followers, minlength=n)
     infectiousness = np.divide(count, exposure, out=np.zeros(n), where=exposure > 0)
 
     features = pd.DataFrame({
         "post_id": posts["post_id"].to_numpy(),
-        "window_min": float(window_minutes),
+        "window_min": window_min,
         "n_window": count,
         "log_n_window": np.log1p(count),
         **{f"count_w{i}": sub_counts[:, i].astype(float) for i in range(SUB_WINDOWS)},
@@ -193,6 +197,19 @@ def early_features(
             features["loss_code"] = _loss_codes(features["post_id"].map(scores["loss_type"]))
     features["seismic_log"] = np.log1p(seismic_forecast(features, n_star)) if n_star else np.nan
     return features
+
+
+def post_windows(window_minutes: float | np.ndarray, n_posts: int) -> np.ndarray:
+    """The observation window of each post, in minutes: one value for all, or one per post; positive, finite."""
+    windows = np.asarray(window_minutes, dtype=float)
+    if windows.ndim == 0:
+        windows = np.full(n_posts, float(windows))
+    elif windows.shape != (n_posts,):
+        raise ValueError(f"window_minutes 应为一个数或每个帖子一个数 ({n_posts} 个), 实为 {windows.shape[0]} 个")
+    if not np.isfinite(windows).all() or (windows <= 0).any():
+        bad = windows[~(np.isfinite(windows) & (windows > 0))][0]
+        raise ValueError(f"window_minutes 应为正数, 实为 {bad!r}")
+    return windows
 
 
 def _loss_codes(values: pd.Series) -> np.ndarray:
@@ -251,8 +268,10 @@ def cascade_outcomes(posts: pd.DataFrame, reposts: pd.DataFrame, horizon_hours: 
     })
 
 
-def threshold_crossing(events: pd.DataFrame, n_posts: int, threshold: int, within_minutes: float) -> np.ndarray:
-    """Minute each post's count passed `threshold` within the first `within_minutes`, NaN where it did not."""
+def threshold_crossing(events: pd.DataFrame, n_posts: int, threshold: int,
+                       within_minutes: float | np.ndarray) -> np.ndarray:
+    """Minute each post's count passed `threshold` within the first `within_minutes` (one value, or one per post),
+    NaN where it did not."""
     delay = events["delay"].to_numpy()
     starts = _group_starts(events["post"].to_numpy(), n_posts)
     nth = starts[:-1] + threshold - 1
@@ -343,17 +362,18 @@ class SpreadModel:
         minute = np.clip(np.maximum(minute, elapsed), 0, len(curve) - 1)
         return np.where((final >= self.threshold) & (observed < self.threshold), minute, np.nan)
 
-    def features(self, posts: pd.DataFrame, reposts: pd.DataFrame, window_minutes: float,
+    def features(self, posts: pd.DataFrame, reposts: pd.DataFrame, window_minutes: float | np.ndarray,
                  text_scores: pd.DataFrame | None = None, events: pd.DataFrame | None = None) -> pd.DataFrame:
         return early_features(posts, reposts, window_minutes, text_scores=text_scores, n_star=self.n_star,
                               events=events)
 
     def forecast(self, posts: pd.DataFrame, reposts: pd.DataFrame, text_scores: pd.DataFrame | None = None,
-                 window_minutes: float | None = None) -> pd.DataFrame:
-        """Forecast from the reposts seen in the first `window_minutes` (default: the training window); call again
-        with more events and a longer window to update. A threshold already passed is reported as observed."""
-        window = float(self.window_minutes if window_minutes is None else window_minutes)
+                 window_minutes: float | np.ndarray | None = None) -> pd.DataFrame:
+        """Forecast from the reposts seen in the first `window_minutes` (default: the training window; one value, or
+        one per post); call again with more events and a longer window to update. A threshold already passed is
+        reported as observed."""
         posts = posts.reset_index(drop=True)
+        window = post_windows(self.window_minutes if window_minutes is None else window_minutes, len(posts))
         events = cascade_events(posts, reposts)
         result = self.predict_frame(self.features(posts, reposts, window, text_scores, events))
         seen = threshold_crossing(events, len(posts), self.threshold, window)

@@ -159,33 +159,44 @@ class Engine:
 
     def forecast(self, post: dict, reposts: list[dict], p_neg: float, loss_type: str) -> dict:
         """Spread forecast from the reposts seen so far; the window is the time elapsed since the post."""
+        return self.forecast_many([(post, reposts, p_neg, loss_type)])[0]
+
+    def forecast_many(self, items: list[tuple[dict, list[dict], float, str]]) -> list[dict]:
+        """Forecast several posts with one model call, each over its own elapsed time (the boosters' per-call
+        overhead, not the rows, is what one post costs). A bad repost raises ContractError for the whole call."""
+        if not items:
+            return []
+        # Positions, not the callers' post ids, key the frames: one batch may hold the same post twice.
         posts = pd.DataFrame([{
-            "post_id": post["post_id"], "text": post["text"], "channel": post["channel"],
+            "post_id": i, "text": post["text"], "channel": post["channel"],
             "created_at": pd.Timestamp(_naive_utc(post["created_at"])),
             "author_followers": int(post.get("author_followers") or 0), "internal": bool(post["internal"]),
             "region": post.get("region"),
-        }])
+        } for i, (post, _, _, _) in enumerate(items)])
         events = pd.DataFrame(
-            [{"post_id": post["post_id"], "timestamp": pd.Timestamp(_naive_utc(r["timestamp"])),
-              "user_followers": int(r["user_followers"]), "region": r.get("region")} for r in reposts],
+            [{"post_id": i, "timestamp": pd.Timestamp(_naive_utc(r["timestamp"])),
+              "user_followers": int(r["user_followers"]), "region": r.get("region")}
+             for i, (_, reposts, _, _) in enumerate(items) for r in reposts],
             columns=["post_id", "timestamp", "user_followers", "region"])
-        text_scores = pd.DataFrame({"post_id": [post["post_id"]], "p_neg": [p_neg], "loss_type": [loss_type]})
-        created = posts["created_at"].iat[0]
-        last = events["timestamp"].max() if len(events) else created
+        text_scores = pd.DataFrame({"post_id": range(len(items)), "p_neg": [item[2] for item in items],
+                                    "loss_type": [item[3] for item in items]})
+        created = posts["created_at"]
+        last = events.groupby("post_id")["timestamp"].max().reindex(posts["post_id"]).to_numpy()
+        last = pd.Series(last).fillna(created).combine(created, max)
         now = pd.Timestamp(datetime.now(timezone.utc).replace(tzinfo=None))
-        window = min(max((max(now, last) - created).total_seconds() / 60.0, 1.0),
-                     settings.spread_horizon_hours * 60.0)
+        elapsed = (last.where(last > now, now) - created).dt.total_seconds().to_numpy() / 60.0
+        windows = np.clip(elapsed, 1.0, settings.spread_horizon_hours * 60.0)
         model = self.models["spread"].estimator
-        row = model.forecast(posts, events, text_scores=text_scores, window_minutes=window).iloc[0]
-        ttt = row["time_to_threshold_min"]
-        return {
-            "p10": round(float(row["p10"]), 1), "p50": round(float(row["p50"]), 1), "p90": round(float(row["p90"]), 1),
-            "observed": int(row["observed"]), "window_minutes": round(window, 1),
-            "time_to_threshold": None if pd.isna(ttt) else round(float(ttt), 1),
+        rows = model.forecast(posts, events, text_scores=text_scores, window_minutes=windows)
+        version = self.models["spread"].version
+        return [{
+            "p10": round(float(row.p10), 1), "p50": round(float(row.p50), 1), "p90": round(float(row.p90), 1),
+            "observed": int(row.observed), "window_minutes": round(float(window), 1),
+            "time_to_threshold": None if pd.isna(row.time_to_threshold_min) else round(float(row.time_to_threshold_min), 1),
             "threshold": int(model.threshold),
-            "reach": round(float(row["reach"]), 1), "regions": round(float(row["regions"]), 1),
-            "model_version": self.models["spread"].version,
-        }
+            "reach": round(float(row.reach), 1), "regions": round(float(row.regions), 1),
+            "model_version": version,
+        } for row, window in zip(rows.itertuples(index=False), windows)]
 
     # ---- assess: predictions → rules → owners → store -----------------------------------------------------
     def assess(self, event: dict) -> dict:
@@ -196,25 +207,67 @@ class Engine:
         return result
 
     def assess_many(self, events: list[dict]) -> list[dict | Exception]:
-        """Assess several events with one text-model call; each event succeeds or fails on its own (the
-        result is its error), so one bad event never fails the others it was batched with."""
-        prepared: list[_Event | Exception] = []
-        for event in events:
+        """Assess several events with one call per model and one store transaction; each event succeeds or fails
+        on its own (the result is its error), so one bad event never fails the others it was batched with."""
+        results: list[dict | Exception | None] = [None] * len(events)
+        prepared: dict[int, _Event] = {}
+        for i, event in enumerate(events):
             try:
-                prepared.append(self._prepare(event))
+                prepared[i] = self._prepare(event)
             except InputError as exc:
-                prepared.append(exc)
-        valid = [p for p in prepared if isinstance(p, _Event)]
-        scores = iter(self.score_texts([p.text for p in valid]) if valid else [])
-        results: list[dict | Exception] = []
-        for item in prepared:
-            if isinstance(item, _Event):
-                try:
-                    item = self._decide(item, next(scores))
-                except Exception as exc:  # noqa: BLE001 - returned, not swallowed: the caller answers for it
-                    item = exc
-            results.append(item)
+                results[i] = exc
+        scores = dict(zip(prepared, self.score_texts([e.text for e in prepared.values()]))) if prepared else {}
+        spreads = self._spreads(prepared, scores, results)
+        to_file: list[tuple[int, Any, RiskInput, Any]] = []
+        for i, event in prepared.items():
+            if results[i] is not None:
+                continue
+            try:
+                risk = self._risk(event, scores[i], spreads.get(i))
+                decision = evaluate(risk, self.policy)
+                if decision is not None:
+                    to_file.append((i, decision, risk, resolve_owners(decision, risk, self.chart)))
+                results[i] = self._answer(scores[i], spreads.get(i), None)
+            except Exception as exc:  # noqa: BLE001 - returned, not swallowed: the caller answers for it
+                results[i] = exc
+        if to_file:
+            try:
+                filed = self.store.upsert_many([(d, r, o) for _, d, r, o in to_file])
+            except Exception as exc:  # noqa: BLE001 - the batch's transaction failed: every event in it did
+                filed = [exc] * len(to_file)
+            for (i, _, _, _), outcome in zip(to_file, filed):
+                results[i] = outcome if isinstance(outcome, Exception) else \
+                    self._answer(scores[i], spreads.get(i), self.warning_view(outcome.record))
         return results
+
+    def _spreads(self, prepared: dict[int, "_Event"], scores: dict[int, dict],
+                 results: list) -> dict[int, dict]:
+        """Forecasts of the events that carry reposts, in one model call; if the batch holds a bad repost, each
+        event is forecast alone so the error lands on the event that sent it."""
+        wanted = [i for i, e in prepared.items() if e.reposts is not None and e.channel in POST_CHANNELS]
+        items = {i: (self._post(prepared[i]), prepared[i].reposts, scores[i]["scores"]["neg"], scores[i]["loss_type"])
+                 for i in wanted}
+        try:
+            return dict(zip(wanted, self.forecast_many(list(items.values()))))
+        except ContractError:
+            pass
+        spreads = {}
+        for i, item in items.items():
+            try:
+                spreads[i] = self.forecast_many([item])[0]
+            except ContractError as exc:
+                results[i] = InputError("event.reposts", "; ".join(str(e) for e in exc.errors[:5]))
+        return spreads
+
+    @staticmethod
+    def _post(event: "_Event") -> dict:
+        return {"post_id": event.post_id or event.subject, "text": event.text, "channel": event.channel,
+                "created_at": event.created, "author_followers": event.author_followers,
+                "internal": event.internal, "region": event.region}
+
+    def _answer(self, scores: dict, spread: dict | None, warning: dict | None) -> dict:
+        return {"predictions": {"sentiment": scores, "spread": spread}, "warning": warning,
+                "model_versions": self.versions()}
 
     def _prepare(self, event: dict) -> "_Event":
         kind, text = event["kind"], event["text"]
@@ -230,20 +283,12 @@ class Engine:
             reposts=event.get("reposts"),
         )
 
-    def _decide(self, event: "_Event", scores: dict) -> dict:
-        spread = velocity = None
-        if event.reposts is not None and event.channel in POST_CHANNELS:
-            post = {"post_id": event.post_id or event.subject, "text": event.text, "channel": event.channel,
-                    "created_at": event.created, "author_followers": event.author_followers,
-                    "internal": event.internal, "region": event.region}
-            try:
-                spread = self.forecast(post, event.reposts, scores["scores"]["neg"], scores["loss_type"])
-            except ContractError as exc:
-                raise InputError("event.reposts", "; ".join(str(e) for e in exc.errors[:5])) from None
+    def _risk(self, event: "_Event", scores: dict, spread: dict | None) -> RiskInput:
+        velocity = None
         if event.reposts:
             first_hour = event.created + timedelta(hours=1)
             velocity = float(sum(_naive_utc(r["timestamp"]) <= first_hour for r in event.reposts))
-        risk = RiskInput(
+        return RiskInput(
             subject=event.subject, event_kind=event.kind, text=event.text, channel=event.channel,
             internal=event.internal, created_at=event.created, department_id=event.department_id,
             employee_id=event.employee_id, sentiment_label=scores["label"], p_neg=scores["scores"]["neg"],
@@ -253,13 +298,6 @@ class Engine:
             reach_p50=spread["p50"] if spread else None, reach_p90=spread["p90"] if spread else None,
             velocity_per_hour=velocity, regions=int(round(spread["regions"])) if spread else None,
         )
-        decision = evaluate(risk, self.policy)
-        warning = None
-        if decision is not None:
-            owners = resolve_owners(decision, risk, self.chart)
-            warning = self.warning_view(self.store.upsert_from_decision(decision, risk, owners).record)
-        return {"predictions": {"sentiment": scores, "spread": spread}, "warning": warning,
-                "model_versions": self.versions()}
 
     def _department(self, event: dict) -> str | None:
         """The event's department: as given (must exist), else the linked employee's, so scoping works."""

@@ -52,14 +52,22 @@ class AttritionStandIn:
 
 
 class SpreadStandIn:
+    """Observed = reposts per post; a post whose author has BROKEN followers makes the call fail, as a bad repost
+    would (ContractError for the whole call)."""
+
     threshold = 100
+    BROKEN = 13
+
+    def __init__(self):
+        self.windows: list[np.ndarray] = []
 
     def forecast(self, posts, reposts, text_scores=None, window_minutes=None) -> pd.DataFrame:
-        if (posts["post_id"] == "broken").any():
+        self.windows.append(np.broadcast_to(window_minutes, len(posts)).copy())
+        if (posts["author_followers"] == self.BROKEN).any():
             raise ContractError("Repost", [RowError(0, "timestamp", "转发时间早于原帖发布时间")])
-        n = float(len(reposts))
-        return pd.DataFrame({"p10": [n], "p50": [2 * n], "p90": [40 * n + 20_000], "observed": [n],
-                             "time_to_threshold_min": [np.nan], "reach": [n * 100], "regions": [12.0]})
+        n = reposts.groupby("post_id").size().reindex(posts["post_id"], fill_value=0).to_numpy(dtype=float)
+        return pd.DataFrame({"p10": n, "p50": 2 * n, "p90": 40 * n + 20_000, "observed": n,
+                             "time_to_threshold_min": np.nan, "reach": n * 100, "regions": 12.0})
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +110,8 @@ def event(text: str, department: str | None = None, **extra) -> dict:
 def test_a_bad_event_fails_alone_and_text_models_run_once_per_batch(engine, units):
     batch = [event(f"{NEGATIVE}：这条文案违背用户第一", units["child"], post_id="a"),
              event("普通通知", "NO-SUCH-UNIT"),
-             event(f"{NEGATIVE}：转发很快", units["child"], post_id="broken", reposts=[]),
+             event(f"{NEGATIVE}：转发很快", units["child"], post_id="broken", reposts=[],
+                   author_followers=SpreadStandIn.BROKEN),
              event("公司年会通知", units["child"])]
     results = engine.assess_many(batch)
     assert isinstance(results[1], InputError) and results[1].field == "event.department_id"
@@ -110,6 +119,32 @@ def test_a_bad_event_fails_alone_and_text_models_run_once_per_batch(engine, unit
     assert results[0]["warning"]["department_id"] == units["child"]
     assert results[3]["warning"] is None
     assert all(engine.models[n].estimator.calls == 1 for n in ("sentiment", "loss_type", "function"))
+
+
+def test_posts_with_reposts_are_forecast_together_each_over_its_own_elapsed_time(engine, units):
+    def reposts(created, n):
+        return [{"timestamp": created + timedelta(minutes=i + 1), "user_followers": 10} for i in range(n)]
+    early, late = _now() - timedelta(minutes=20), _now() - timedelta(minutes=45)
+    batch = [event("帖子一", units["child"], post_id="same", created_at=early, reposts=reposts(early, 3)),
+             event("帖子二", units["child"], post_id="same", created_at=late, reposts=reposts(late, 7)),
+             event("没有转发的投诉", units["child"])]
+    results = engine.assess_many(batch)
+    spread = engine.models["spread"].estimator
+    assert len(spread.windows) == 1 and len(spread.windows[0]) == 2  # one model call for the batch
+    assert [r["predictions"]["spread"]["observed"] for r in results[:2]] == [3, 7]  # same post id, kept apart
+    assert [round(r["predictions"]["spread"]["window_minutes"]) for r in results[:2]] == [20, 45]
+    assert results[2]["predictions"]["spread"] is None
+
+
+def test_a_bad_repost_fails_only_its_own_event(engine, units):
+    created = _now() - timedelta(minutes=30)
+    good = [{"timestamp": created + timedelta(minutes=1), "user_followers": 10}]
+    results = engine.assess_many([
+        event("好帖", units["child"], post_id="good", created_at=created, reposts=good),
+        event("坏帖", units["child"], post_id="bad", created_at=created, reposts=good,
+              author_followers=SpreadStandIn.BROKEN)])
+    assert results[0]["predictions"]["spread"]["observed"] == 1
+    assert isinstance(results[1], InputError) and results[1].field == "event.reposts"
 
 
 def test_spread_and_velocity_feed_the_rules(engine, units):

@@ -132,3 +132,26 @@ def test_naive_forecast_scales_the_count_by_the_ratio_of_its_window():
     forecast = naive_forecast(features, {30.0: 4.0, 60.0: 2.0})
     assert forecast[:2].tolist() == [40.0, 20.0]
     assert 20.0 < forecast[2] < 40.0
+
+
+def test_a_window_per_post_gives_each_post_the_features_of_its_own_window():
+    """The service forecasts a batch of posts each observed for a different time, in one call."""
+    posts = pd.DataFrame([post("P1"), post("P2", followers=90_000), post("P3", followers=10)])
+    events = pd.concat([reposts("P1", [1, 4, 9, 25, 50, 70], followers=[10, 5000, 30, 100, 100, 100]),
+                        reposts("P2", np.linspace(0.5, 100, 40), regions=["广东", "上海"] * 20),
+                        reposts("P3", [])])
+    windows = np.array([30.0, 90.0, 15.0])
+    together = early_features(posts, events, windows, n_star=400.0)
+    for i, window in enumerate(windows):
+        alone = early_features(posts, events, float(window), n_star=400.0).iloc[[i]].reset_index(drop=True)
+        pd.testing.assert_frame_equal(together.iloc[[i]].reset_index(drop=True), alone)
+    assert together["window_min"].tolist() == windows.tolist()
+    assert together["n_window"].tolist() == [4.0, 36.0, 0.0]
+
+
+@pytest.mark.parametrize("windows, message", [([30.0, 60.0], "每个帖子一个数"), ([30.0, 0.0, 60.0], "正数"),
+                                              ([30.0, np.nan, 60.0], "正数")])
+def test_bad_per_post_windows_are_refused(windows, message):
+    posts = pd.DataFrame([post("P1"), post("P2"), post("P3")])
+    with pytest.raises(ValueError, match=message):
+        early_features(posts, reposts("P1", [1, 2]), np.array(windows))

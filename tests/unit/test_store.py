@@ -479,3 +479,53 @@ def test_store_sends_route_webhooks_on_lifecycle_events(receiver, db_url):
     lms = json.loads(next(r["body"] for r in receiver["received"] if r["path"] == "/lms"))
     assert lms["data"]["warning"]["assignee"] == "E111"
     assert [a["due_at"] for a in lms["data"]["actions"]] == [(T0 + timedelta(hours=1 + 72)).isoformat()]
+
+
+# --- batched intake ----------------------------------------------------------------------------------------------
+
+def test_batched_intake_files_like_one_by_one(db_url, tmp_path, policy):
+    """The service files a batch of /assess events in one transaction; the outcome must be what filing them one
+    by one gives: same warnings, grouping within the batch, same audit actions, a valid chain."""
+    events = [risk("post:1"), risk("post:2", loss_type="opportunity", function="sales"), risk("post:1", velocity_per_hour=900),
+              risk("post:3", loss_type="culture", function="hr")]
+    batched = WarningStore(db_url, policy=policy)
+    one_by_one = WarningStore(f"sqlite:///{tmp_path / 'sequential.db'}", policy=policy)
+    try:
+        results = batched.upsert_many([(evaluate(e, policy), e, None) for e in events], now=T0)
+        for event in events:
+            one_by_one.upsert_from_decision(evaluate(event, policy), event, now=T0)
+        assert [r.created for r in results] == [True, True, False, True]
+        assert results[2].record.id == results[0].record.id and results[2].record.events_count == 2
+        def shape(store):
+            return [(w.subject, w.grade, w.events_count, w.notify_count) for w in store.list()]
+        assert shape(batched) == shape(one_by_one)
+        assert [(e.action, e.warning_id) for e in batched.audit_entries()] == \
+               [(e.action, e.warning_id) for e in one_by_one.audit_entries()]
+        assert batched.verify_audit().ok
+    finally:
+        batched.close()
+        one_by_one.close()
+
+
+def test_a_failing_event_in_a_batch_does_not_undo_the_others(store, policy, monkeypatch):
+    events = [risk("post:1"), risk("post:boom"), risk("post:3")]
+    original = WarningStore._file
+
+    def failing(self, chain, decision, event, *args):
+        result = original(self, chain, decision, event, *args)  # writes its rows and audit entry first...
+        if event.subject == "post:boom":
+            raise RuntimeError("disk full")  # ...then fails: the savepoint must undo exactly those
+        return result
+
+    monkeypatch.setattr(WarningStore, "_file", failing)
+    results = store.upsert_many([(evaluate(e, policy), e, None) for e in events], now=T0)
+    assert isinstance(results[1], RuntimeError)
+    assert [r.record.subject for r in (results[0], results[2])] == ["post:1", "post:3"]
+    assert sorted(w.subject for w in store.list()) == ["post:1", "post:3"]
+    assert len(store.audit_entries()) == 2 and store.verify_audit().ok
+
+
+def test_batched_intake_refuses_a_missing_decision_before_writing(store, policy):
+    with pytest.raises(StoreError, match="Decision"):
+        store.upsert_many([(evaluate(risk(), policy), risk(), None), (None, risk("post:2"), None)], now=T0)
+    assert store.list() == []
