@@ -82,7 +82,7 @@ def documented_balance() -> dict[str, dict[str, float]]:
         if heading:
             current = tables.setdefault(heading.group(1), {})
             continue
-        row = re.match(r"\|\s*([\w]+)\s*\|(?:\s*\d+\s*\|){5}\s*([\d.]+)\s*%\s*\|\s*$", line)
+        row = re.match(r"\|\s*([\w]+)\s*\|(?:\s*\d+\s*\|){2,}\s*([\d.]+)\s*%\s*\|\s*$", line)
         if current is not None and row:
             current[row.group(1)] = float(row.group(2)) / 100
     return tables
@@ -95,7 +95,7 @@ def corpus() -> pd.DataFrame:
 
 def test_size_and_files(corpus):
     assert len(corpus) >= 3000
-    assert set(corpus["source"].str[0]) == {"a", "b", "c", "d"}, "one slice per writer"
+    assert set(corpus["source"].str[0]) == set("abcdef"), "one slice per writer's brief (README)"
 
 
 def test_no_exact_duplicates(corpus):
@@ -105,7 +105,7 @@ def test_no_exact_duplicates(corpus):
 
 def test_near_duplicate_detector_flags_variants(corpus):
     long_texts = corpus.loc[corpus["text"].str.len() >= 30]
-    originals = long_texts.groupby(long_texts["source"].str[0])["text"].first().tolist()  # one per slice
+    originals = long_texts.groupby(long_texts["source"].str[0])["text"].first().tolist()[:4]  # from 4 slices
     variants = [originals[0] + "😅😅", originals[1].replace("，", " ", 1) + "！", originals[2][:-2] + "了吧",
                 "转发：" + originals[3]]
     pairs = {(i, j) for i, j, *_ in near_duplicates(originals + variants)}
