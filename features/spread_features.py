@@ -81,9 +81,8 @@ def cascade_events(posts: pd.DataFrame, reposts: pd.DataFrame) -> pd.DataFrame:
     if reposts is None or len(reposts) == 0:
         return pd.DataFrame({"post": np.zeros(0, np.int64), "delay": np.zeros(0), "followers": np.zeros(0),
                              "region": pd.Series([], dtype=object)})
-    position = pd.Series(np.arange(len(posts)), index=created.index)
-    post = reposts["post_id"].map(position).to_numpy(dtype=float)
-    known = np.flatnonzero(~np.isnan(post))
+    post = created.index.get_indexer(reposts["post_id"].to_numpy(dtype=object))
+    known = np.flatnonzero(post >= 0)
     post = post[known].astype(np.int64)
     stamps = pd.to_datetime(reposts["timestamp"].iloc[known], errors="coerce").to_numpy()
     delay = (stamps - created.to_numpy()[post]) / np.timedelta64(1, "s")
@@ -94,9 +93,10 @@ def cascade_events(posts: pd.DataFrame, reposts: pd.DataFrame) -> pd.DataFrame:
     if errors:
         raise ContractError("Repost", errors)
     region = reposts["region"].to_numpy(dtype=object)[known] if "region" in reposts else np.full(len(known), None)
-    events = pd.DataFrame({"post": post, "delay": delay,
-                           "followers": reposts["user_followers"].to_numpy(dtype=float)[known], "region": region})
-    return events.sort_values(["post", "delay"], kind="stable").reset_index(drop=True)
+    order = np.lexsort((delay, post))  # stable: equal times keep their input order
+    return pd.DataFrame({"post": post[order], "delay": delay[order],
+                         "followers": reposts["user_followers"].to_numpy(dtype=float)[known][order],
+                         "region": region[order]})
 
 
 def _group_starts(post: np.ndarray, n_posts: int) -> np.ndarray:
@@ -150,7 +150,7 @@ def early_features(
     last = np.where(has, delay[np.maximum(starts[1:] - 1, 0)] if len(delay) else 0.0, 0.0)
     follower_max = np.zeros(n)
     np.maximum.at(follower_max, idx, followers)
-    regions = events.dropna(subset=["region"]).drop_duplicates(["post", "region"])["post"].to_numpy()
+    regions = _regions_reached(idx, events["region"].to_numpy(dtype=object), n)
 
     author = posts["author_followers"].to_numpy(dtype=float)
     created = pd.to_datetime(posts["created_at"])
@@ -175,11 +175,11 @@ def early_features(
         "followers_sum_log": np.log1p(marks - author),
         "followers_max_log": np.log1p(follower_max),
         "high_follower_share": np.bincount(idx, followers >= HIGH_FOLLOWER, minlength=n) / safe,
-        "regions_window": np.bincount(regions, minlength=n).astype(float),
+        "regions_window": regions,
         "author_followers": author,
         "author_followers_log": np.log1p(author),
         "hour": created.dt.hour.to_numpy(dtype=float),
-        "channel_code": posts["channel"].map({c: i for i, c in enumerate(POST_CHANNELS)}).fillna(-1).to_numpy(float),
+        "channel_code": _codes(posts["channel"], CHANNEL_CODES),
         "internal": posts["internal"].astype(bool).to_numpy(dtype=float) if "internal" in posts else 0.0,
         "marks": marks,
         "exposure": exposure,
@@ -190,11 +190,19 @@ def early_features(
         "loss_code": _loss_codes(posts["loss_type"]) if "loss_type" in posts else -1.0,
     })
     if text_scores is not None and n:
-        scores = text_scores.drop_duplicates("post_id").set_index("post_id")
-        if "p_neg" in scores:
-            features["p_neg"] = features["post_id"].map(scores["p_neg"]).astype(float)
-        if "loss_type" in scores:
-            features["loss_code"] = _loss_codes(features["post_id"].map(scores["loss_type"]))
+        # first score of each post_id, looked up by position (a pandas map costs ms per call: /assess runs this
+        # once per batch)
+        ids = text_scores["post_id"].to_numpy(dtype=object)
+        first = ~pd.Index(ids).duplicated()
+        where = pd.Index(ids[first]).get_indexer(features["post_id"].to_numpy(dtype=object))
+        found = where >= 0
+        if "p_neg" in text_scores:
+            p_neg = text_scores["p_neg"].to_numpy(dtype=float)[first]
+            features["p_neg"] = np.where(found, p_neg[np.maximum(where, 0)] if len(p_neg) else np.nan, np.nan)
+        if "loss_type" in text_scores:
+            loss = text_scores["loss_type"].to_numpy(dtype=object)[first]
+            features["loss_code"] = np.where(found, _loss_codes(loss)[np.maximum(where, 0)] if len(loss) else -1.0,
+                                             -1.0)
     features["seismic_log"] = np.log1p(seismic_forecast(features, n_star)) if n_star else np.nan
     return features
 
@@ -212,8 +220,28 @@ def post_windows(window_minutes: float | np.ndarray, n_posts: int) -> np.ndarray
     return windows
 
 
-def _loss_codes(values: pd.Series) -> np.ndarray:
-    return pd.Series(values).map({t: i for i, t in enumerate(LOSS_TYPES)}).fillna(-1).to_numpy(dtype=float)
+CHANNEL_CODES = {c: float(i) for i, c in enumerate(POST_CHANNELS)}
+LOSS_CODES = {t: float(i) for i, t in enumerate(LOSS_TYPES)}
+
+
+def _codes(values, codes: dict[str, float]) -> np.ndarray:
+    """Category → code, -1 for anything unknown or missing (a dict lookup: pandas' map costs ms per call)."""
+    return np.fromiter((codes.get(v, -1.0) if isinstance(v, str) else -1.0
+                        for v in np.asarray(values, dtype=object)), dtype=float, count=len(values))
+
+
+def _loss_codes(values) -> np.ndarray:
+    return _codes(values, LOSS_CODES)
+
+
+def _regions_reached(post: np.ndarray, region: np.ndarray, n_posts: int) -> np.ndarray:
+    """Distinct non-missing regions among each post's events."""
+    known = pd.notna(region)
+    if not known.any():
+        return np.zeros(n_posts)
+    codes, uniques = pd.factorize(region[known])
+    pairs = np.unique(post[known].astype(np.int64) * len(uniques) + codes)
+    return np.bincount(pairs // len(uniques), minlength=n_posts).astype(float)
 
 
 # ---------------------------------------------------------------------------------------------- baselines

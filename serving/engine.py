@@ -167,25 +167,23 @@ class Engine:
         if not items:
             return []
         # Positions, not the callers' post ids, key the frames: one batch may hold the same post twice.
-        posts = pd.DataFrame([{
-            "post_id": i, "text": post["text"], "channel": post["channel"],
-            "created_at": pd.Timestamp(_naive_utc(post["created_at"])),
-            "author_followers": int(post.get("author_followers") or 0), "internal": bool(post["internal"]),
-            "region": post.get("region"),
-        } for i, (post, _, _, _) in enumerate(items)])
-        events = pd.DataFrame(
-            [{"post_id": i, "timestamp": pd.Timestamp(_naive_utc(r["timestamp"])),
-              "user_followers": int(r["user_followers"]), "region": r.get("region")}
-             for i, (_, reposts, _, _) in enumerate(items) for r in reposts],
-            columns=["post_id", "timestamp", "user_followers", "region"])
+        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        posts, events, windows = [], [], []
+        for i, (post, reposts, _, _) in enumerate(items):
+            created = _naive_utc(post["created_at"])
+            stamps = [_naive_utc(r["timestamp"]) for r in reposts]
+            elapsed = (max([now, *stamps]) - created).total_seconds() / 60.0
+            windows.append(min(max(elapsed, 1.0), settings.spread_horizon_hours * 60.0))
+            posts.append({"post_id": i, "text": post["text"], "channel": post["channel"], "created_at": created,
+                          "author_followers": int(post.get("author_followers") or 0),
+                          "internal": bool(post["internal"]), "region": post.get("region")})
+            events += [{"post_id": i, "timestamp": stamp, "user_followers": int(r["user_followers"]),
+                        "region": r.get("region")} for stamp, r in zip(stamps, reposts)]
+        posts = pd.DataFrame(posts)
+        events = pd.DataFrame(events, columns=["post_id", "timestamp", "user_followers", "region"])
         text_scores = pd.DataFrame({"post_id": range(len(items)), "p_neg": [item[2] for item in items],
                                     "loss_type": [item[3] for item in items]})
-        created = posts["created_at"]
-        last = events.groupby("post_id")["timestamp"].max().reindex(posts["post_id"]).to_numpy()
-        last = pd.Series(last).fillna(created).combine(created, max)
-        now = pd.Timestamp(datetime.now(timezone.utc).replace(tzinfo=None))
-        elapsed = (last.where(last > now, now) - created).dt.total_seconds().to_numpy() / 60.0
-        windows = np.clip(elapsed, 1.0, settings.spread_horizon_hours * 60.0)
+        windows = np.array(windows)
         model = self.models["spread"].estimator
         rows = model.forecast(posts, events, text_scores=text_scores, window_minutes=windows)
         version = self.models["spread"].version
