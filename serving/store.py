@@ -167,6 +167,11 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def _as_stored(state: dict[str, Any]) -> dict[str, Any]:
+    """A JSON column's value as the database gives it back (tuples become lists, keys strings)."""
+    return json.loads(json.dumps(state, ensure_ascii=False))
+
+
 def _audited(row: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in row.items() if k not in _UNAUDITED}
 
@@ -283,7 +288,7 @@ class _Chain:
         seq = self.seq + 1
         before_text, after_text = _canonical(before), _canonical(after)
         digest = _entry_hash(self.hash, seq, entity, entity_id, action, actor, at, before_text, after_text)
-        self.conn.execute(sa.insert(audit_table).values(
+        self.conn.execute(sa.insert(audit_table), dict(  # parameters apart: the compiled INSERT is reused
             seq=seq, entity=entity, entity_id=entity_id, action=action, actor=actor, at=at,
             before=before_text, after=after_text, prev_hash=self.hash, hash=digest))
         self.seq, self.hash = seq, digest
@@ -411,51 +416,55 @@ class WarningStore:
                     now: datetime | None = None) -> list[UpsertResult | Exception]:
         """File several graded events in one write transaction (one commit, one audit-head lock): under load the
         per-transaction cost, not the rows, is what serialises writers. Events are filed in order, so two
-        events of one subject group as they would one by one; each runs in its own savepoint, and one that fails
-        returns its error without undoing the others."""
+        events of one subject group as they would one by one. If one fails, the batch is rolled back and filed
+        again one event per transaction, so the failure is that event's result and the others are kept."""
         items = list(items)
         for decision, risk, _ in items:
             if not isinstance(decision, Decision) or not isinstance(risk, RiskInput):
                 raise StoreError("upsert_from_decision 需要 evaluate() 返回的 Decision（未触发规则时为 None，无需建档）"
                                  "和对应的 RiskInput")
         now = _utc(now)
-        results: list[UpsertResult | Exception] = []
-        notify: list[tuple[str, WarningRecord]] = []
         if not items:
-            return results
+            return []
+        try:
+            results: list[UpsertResult | Exception] = self._file_all(items, now)
+        except Exception:  # noqa: BLE001 - nothing was written; find the culprit one transaction at a time
+            if len(items) == 1:
+                raise
+            results = []
+            for item in items:
+                try:
+                    results += self._file_all([item], now)
+                except Exception as exc:  # noqa: BLE001 - this event's error, returned to its caller
+                    results.append(exc)
+        for result in results:
+            if isinstance(result, UpsertResult) and result.notified:
+                self._dispatch("opened" if result.created else "updated", result.record, now)
+        return results
+
+    def _file_all(self, items: list[tuple[Decision, RiskInput, Owners | None]], now: datetime) -> list[UpsertResult]:
         with self._writing() as chain:
             silences = [SilenceRecord(**r) for r in chain.conn.execute(
                 sa.select(silences_table).where(silences_table.c.expires_at > now)
                 .order_by(silences_table.c.id)).mappings()]
-            for decision, risk, owners in items:
-                seq, last_hash = chain.seq, chain.hash
-                try:
-                    with chain.conn.begin_nested():
-                        result = self._file(chain, decision, risk, owners, now, silences)
-                except Exception as exc:  # noqa: BLE001 - this event's error; the savepoint undid only its rows
-                    chain.seq, chain.hash = seq, last_hash
-                    results.append(exc)
-                    continue
-                results.append(result)
-                if result.notified:
-                    notify.append(("opened" if result.created else "updated", result.record))
-        for event_name, record in notify:
-            self._dispatch(event_name, record, now)
-        return results
+            return [self._file(chain, decision, risk, owners, now, silences) for decision, risk, owners in items]
 
     def _file(self, chain: "_Chain", decision: Decision, risk: RiskInput, owners: Owners | None, now: datetime,
               silences: list[SilenceRecord]) -> UpsertResult:
+        """Group or open, mute, decide whether to notify, then write the row once and chain its audit entry. The
+        state after is composed from what is written (JSON as it reads back), not read again."""
         conn, policy, table = chain.conn, self.policy, warnings_table
-        risk_state = {f.name: _jsonable(getattr(risk, f.name)) for f in fields(risk)}
-        decision_state = decision.as_dict()
-        owners_state = owners.as_dict() if owners is not None else None
+        risk_state = _as_stored({f.name: _jsonable(getattr(risk, f.name)) for f in fields(risk)})
+        decision_state = _as_stored(decision.as_dict())
+        owners_state = _as_stored(owners.as_dict()) if owners is not None else None
         window_start = now - timedelta(minutes=policy.grouping_window_minutes)
         current = conn.execute(
             sa.select(table).where(table.c.subject == risk.subject, table.c.status != "resolved",
                                    table.c.last_event_at >= window_start)
             .order_by(table.c.id.desc()).limit(1)).mappings().first()
         if current is None:
-            row = {
+            before, created, grade_rose = None, True, True
+            after = {
                 "subject": risk.subject, "event_kind": risk.event_kind, "status": "open", "grade": decision.grade,
                 "loss_type": decision.loss_type, "function": risk.function, "channel": risk.channel,
                 "internal": risk.internal, "department_id": risk.department_id, "employee_id": risk.employee_id,
@@ -467,32 +476,38 @@ class WarningStore:
                 "actual_spread": None, "resolution_notes": None, "corrected_labels": None,
                 "last_notified_at": None, "notify_count": 0,
             }
-            row["muted_reason"], row["muted_by"] = self._mute(conn, row, None, now, silences)
-            # Parameters apart from the statement: SQLAlchemy then reuses its compiled INSERT (a third of the cost).
-            warning_id = conn.execute(sa.insert(table), row).inserted_primary_key[0]
-            before, created, grade_rose = None, True, True
+            after["muted_reason"], after["muted_by"] = self._mute(conn, after, None, now, silences)
+            change = after
         else:
             before = dict(current)
-            warning_id, created = before["id"], False
-            row = {"events_count": before["events_count"] + 1, "updated_at": now, "last_event_at": now}
+            created = False
+            change = {"events_count": before["events_count"] + 1, "updated_at": now, "last_event_at": now}
             grade_rose = grade_rank(decision.grade) > grade_rank(before["grade"])
             if grade_rank(decision.grade) >= grade_rank(before["grade"]):  # fresher inputs, same or higher grade
-                row.update(grade=decision.grade, loss_type=decision.loss_type, text=risk.text, risk=risk_state,
-                           decision=decision_state, owners=owners_state or before["owners"])
+                change.update(grade=decision.grade, loss_type=decision.loss_type, text=risk.text, risk=risk_state,
+                              decision=decision_state, owners=owners_state or before["owners"])
             if grade_rose:
-                row["deadline_at"] = min(before["deadline_at"], now + timedelta(hours=decision.deadline_hours))
-            row["muted_reason"], row["muted_by"] = self._mute(conn, {**before, **row}, warning_id, now, silences)
-            conn.execute(sa.update(table).where(table.c.id == sa.bindparam("warning_id")), {**row, "warning_id": warning_id})
-        after = self._row(conn, warning_id)
-        chain.append("warning", warning_id, "open" if created else "update", SYSTEM_ACTOR, now,
-                     _audited(before) if before else None, _audited(after))
+                change["deadline_at"] = min(before["deadline_at"], now + timedelta(hours=decision.deadline_hours))
+            change["muted_reason"], change["muted_by"] = self._mute(conn, {**before, **change}, before["id"], now,
+                                                                    silences)
+            after = {**before, **change}
         last = after["last_notified_at"]
         renotify = timedelta(minutes=policy.grades[after["grade"]].renotify_minutes)
         notified = after["muted_reason"] is None and (grade_rose or last is None or now - last >= renotify)
         if notified:
-            conn.execute(sa.update(table).where(table.c.id == warning_id)
-                         .values(last_notified_at=now, notify_count=after["notify_count"] + 1))
-            after.update(last_notified_at=now, notify_count=after["notify_count"] + 1)
+            notice = {"last_notified_at": now, "notify_count": after["notify_count"] + 1}
+            change.update(notice)
+            after.update(notice)
+        # Parameters apart from the statement: SQLAlchemy then reuses its compiled SQL (a third of the cost).
+        if created:
+            warning_id = conn.execute(sa.insert(table), change).inserted_primary_key[0]
+            after = {"id": warning_id, **after}
+        else:
+            warning_id = before["id"]
+            conn.execute(sa.update(table).where(table.c.id == sa.bindparam("warning_id")),
+                         {**change, "warning_id": warning_id})
+        chain.append("warning", warning_id, "open" if created else "update", SYSTEM_ACTOR, now,
+                     _audited(before) if before else None, _audited(after))
         return UpsertResult(WarningRecord(**after), created, notified)
 
     def _mute(self, conn: sa.Connection, row: dict[str, Any], warning_id: int | None, now: datetime,
@@ -741,11 +756,16 @@ class WarningStore:
         """Queue the lifecycle event for the integrations the warning's routes name (never blocks)."""
         if self.webhooks is None:
             return
+        warning = None  # serialised once, and only when some target has a URL (most routes have none)
         for target in record.decision.get("webhooks", {}).get(event_name, []):
+            if target not in self.webhooks.targets:
+                self.webhooks.send(target, event_name, {})  # logs that the target has no URL; sends nothing
+                continue
             actions = [{**action, "due_at": (now + timedelta(hours=action["due_hours"])).isoformat()
                         if action["due_hours"] else None}
                        for action in record.decision.get("actions", []) if action["system"] == target]
-            self.webhooks.send(target, event_name, {"warning": record.as_dict(), "actions": actions})
+            warning = warning or record.as_dict()
+            self.webhooks.send(target, event_name, {"warning": warning, "actions": actions})
 
     def close(self) -> None:
         self.engine.dispose()

@@ -502,6 +502,7 @@ def test_batched_intake_files_like_one_by_one(db_url, tmp_path, policy):
         assert [(e.action, e.warning_id) for e in batched.audit_entries()] == \
                [(e.action, e.warning_id) for e in one_by_one.audit_entries()]
         assert batched.verify_audit().ok
+        assert [batched.get(r.record.id) for r in results[-1:]] == [results[-1].record]  # as it reads back
     finally:
         batched.close()
         one_by_one.close()
