@@ -24,17 +24,24 @@ NEGATIVE = "负面"
 class TextStandIn:
     """Texts containing 负面 are negative culture/marketing; counts its calls."""
 
+    LABELS = {"sentiment": ("neg", "neu", "pos"), "loss_type": ("culture", "none"), "function": ("marketing", "none")}
+
     def __init__(self, task: str):
         self.task, self.calls = task, 0
+        self.labels = self.LABELS[task]
+
+    def predict_proba(self, texts) -> np.ndarray:
+        self.calls += 1
+        neg = np.array([NEGATIVE in t for t in texts])
+        if self.task == "sentiment":
+            return np.column_stack([np.where(neg, 0.95, 0.05), np.where(neg, 0.04, 0.9), np.where(neg, 0.01, 0.05)])
+        return np.column_stack([neg, ~neg]).astype(float)
 
     def predict_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
-        self.calls += 1
-        neg = frame["text"].str.contains(NEGATIVE).to_numpy()
-        if self.task == "sentiment":
-            return pd.DataFrame({"label": np.where(neg, "neg", "neu"), "p_neg": np.where(neg, 0.95, 0.05),
-                                 "p_neu": np.where(neg, 0.04, 0.9), "p_pos": np.where(neg, 0.01, 0.05)})
-        column = {"loss_type": ("culture", "none"), "function": ("marketing", "none")}[self.task]
-        return pd.DataFrame({self.task: np.where(neg, *column)})
+        proba = self.predict_proba(frame["text"].tolist())
+        out = pd.DataFrame(proba, columns=[f"p_{label}" for label in self.labels])
+        out.insert(0, self.task if self.task != "sentiment" else "label", np.array(self.labels)[proba.argmax(1)])
+        return out
 
 
 class AttritionStandIn:
