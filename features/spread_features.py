@@ -342,7 +342,7 @@ class SpreadModel:
         return base + np.minimum(q10, q50), base + q50, base + np.maximum(q90, q50)
 
     def predict_frame(self, features: pd.DataFrame) -> pd.DataFrame:
-        X = features[FEATURE_COLUMNS].to_numpy(dtype=float)
+        X = np.column_stack([features[c].to_numpy(dtype=float) for c in FEATURE_COLUMNS])  # cheaper than a frame
         observed = features["n_window"].to_numpy(dtype=float)
         window = features["window_min"].to_numpy(dtype=float)
         base = np.log1p(observed)

@@ -175,33 +175,46 @@ class Engine:
             return []
         # Positions, not the callers' post ids, key the frames: one batch may hold the same post twice.
         now = datetime.now(timezone.utc).replace(tzinfo=None)
-        posts, events, windows = [], [], []
+        columns = {name: [] for name in ("post_id", "text", "channel", "created_at", "author_followers", "internal",
+                                         "region")}
+        events = {name: [] for name in ("post_id", "timestamp", "user_followers", "region")}
+        windows = []
         for i, (post, reposts, _, _) in enumerate(items):
             created = _naive_utc(post["created_at"])
             stamps = [_naive_utc(r["timestamp"]) for r in reposts]
             elapsed = (max([now, *stamps]) - created).total_seconds() / 60.0
             windows.append(min(max(elapsed, 1.0), settings.spread_horizon_hours * 60.0))
-            posts.append({"post_id": i, "text": post["text"], "channel": post["channel"], "created_at": created,
-                          "author_followers": int(post.get("author_followers") or 0),
-                          "internal": bool(post["internal"]), "region": post.get("region")})
-            events += [{"post_id": i, "timestamp": stamp, "user_followers": int(r["user_followers"]),
-                        "region": r.get("region")} for stamp, r in zip(stamps, reposts)]
-        posts = pd.DataFrame(posts)
-        events = pd.DataFrame(events, columns=["post_id", "timestamp", "user_followers", "region"])
+            for name, value in (("post_id", i), ("text", post["text"]), ("channel", post["channel"]),
+                                ("created_at", created), ("author_followers", int(post.get("author_followers") or 0)),
+                                ("internal", bool(post["internal"])), ("region", post.get("region"))):
+                columns[name].append(value)
+            events["post_id"] += [i] * len(reposts)
+            events["timestamp"] += stamps
+            events["user_followers"] += [int(r["user_followers"]) for r in reposts]
+            events["region"] += [r.get("region") for r in reposts]
+        posts = pd.DataFrame(columns)
+        events = pd.DataFrame({"post_id": np.array(events["post_id"], dtype=np.int64),
+                               "timestamp": pd.to_datetime(events["timestamp"]) if events["timestamp"]
+                               else pd.Series([], dtype="datetime64[ns]"),
+                               "user_followers": np.array(events["user_followers"], dtype=np.int64),
+                               "region": np.array(events["region"], dtype=object)})
         text_scores = pd.DataFrame({"post_id": range(len(items)), "p_neg": [item[2] for item in items],
                                     "loss_type": [item[3] for item in items]})
         windows = np.array(windows)
         model = self.models["spread"].estimator
         rows = model.forecast(posts, events, text_scores=text_scores, window_minutes=windows)
-        version = self.models["spread"].version
+        values = {name: rows[name].to_numpy(dtype=float) for name in
+                  ("p10", "p50", "p90", "observed", "time_to_threshold_min", "reach", "regions")}
+        version, threshold = self.models["spread"].version, int(model.threshold)
         return [{
-            "p10": round(float(row.p10), 1), "p50": round(float(row.p50), 1), "p90": round(float(row.p90), 1),
-            "observed": int(row.observed), "window_minutes": round(float(window), 1),
-            "time_to_threshold": None if pd.isna(row.time_to_threshold_min) else round(float(row.time_to_threshold_min), 1),
-            "threshold": int(model.threshold),
-            "reach": round(float(row.reach), 1), "regions": round(float(row.regions), 1),
-            "model_version": version,
-        } for row, window in zip(rows.itertuples(index=False), windows)]
+            "p10": round(float(values["p10"][i]), 1), "p50": round(float(values["p50"][i]), 1),
+            "p90": round(float(values["p90"][i]), 1), "observed": int(values["observed"][i]),
+            "window_minutes": round(float(windows[i]), 1),
+            "time_to_threshold": None if np.isnan(values["time_to_threshold_min"][i])
+            else round(float(values["time_to_threshold_min"][i]), 1),
+            "threshold": threshold, "reach": round(float(values["reach"][i]), 1),
+            "regions": round(float(values["regions"][i]), 1), "model_version": version,
+        } for i in range(len(items))]
 
     # ---- assess: predictions → rules → owners → store -----------------------------------------------------
     def assess(self, event: dict) -> dict:
