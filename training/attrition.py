@@ -94,6 +94,41 @@ def _fit_parts(shell: AttritionModel, features: pd.DataFrame, y: np.ndarray, see
     return shell
 
 
+def _stack(held_out: np.ndarray, y: np.ndarray, seed: int) -> tuple[LogisticRegression, float, float]:
+    """Blend weights (stacker, a, b) on held-out part scores [z_linear, z_tree].
+
+    Candidates: both parts, the linear part alone, the tree alone; one with a negative weight is out (it would
+    explain risk backwards). Each candidate's log-loss is measured on held-out rows its weights were not fitted
+    on (K-fold over the held-out scores), and the one-standard-error rule picks: the fewest parts whose loss is
+    within one standard error of the best. On a small, mostly additive table (IBM) a tree weight fitted
+    in-sample buys noise, so the linear part stands alone; on the synthetic company (threshold effects) the
+    tree wins by many standard errors."""
+    def fit(columns, rows):
+        return LogisticRegression(C=1e4, max_iter=1000).fit(held_out[np.ix_(rows, list(columns))], y[rows])
+
+    candidates = {}
+    for columns in ((0, 1), (0,), (1,)):
+        stacker = fit(columns, np.arange(len(y)))
+        if (stacker.coef_[0] >= 0).all():
+            candidates[columns] = stacker
+    if not candidates:  # neither part ranks the right way round on its own: keep the linear one, say so plainly
+        candidates[(0,)] = fit((0,), np.arange(len(y)))
+    chosen = next(iter(candidates))
+    if len(candidates) > 1 and np.bincount(y, minlength=2).min() >= INNER_FOLDS:
+        losses = {c: np.zeros(len(y)) for c in candidates}  # per-row out-of-fold log-loss
+        for train, test in StratifiedKFold(INNER_FOLDS, shuffle=True, random_state=seed).split(held_out, y):
+            for columns, loss in losses.items():
+                z = fit(columns, train).decision_function(held_out[np.ix_(test, list(columns))])
+                loss[test] = np.logaddexp(0.0, z) - y[test] * z
+        best = min(losses, key=lambda c: losses[c].mean())
+        within = [c for c in losses if (losses[c] - losses[best]).mean()
+                  <= (losses[c] - losses[best]).std(ddof=1) / np.sqrt(len(y))]
+        chosen = min(within, key=lambda c: (len(c), losses[c].mean()))
+    stacker = candidates[chosen]
+    weights = dict(zip(chosen, stacker.coef_[0]))
+    return stacker, float(weights.get(0, 0.0)), float(weights.get(1, 0.0))
+
+
 def fit_model(features: pd.DataFrame, y: Sequence[float], *, spec: FeatureSpec = CORE_SPEC,
               groups: Sequence | None = None, times: Sequence | None = None, horizon_days: int | None = None,
               seed: int = settings.seed) -> AttritionModel:
@@ -118,12 +153,7 @@ def _fit_model(features: pd.DataFrame, y: np.ndarray, spec: FeatureSpec, groups,
         held_out[test, 1] = part.tree.predict(part.tree_input(features.iloc[test]), raw_score=True)
     scored = ~np.isnan(held_out[:, 0])
     held_out, y_held = held_out[scored], y[scored]
-    stacker = LogisticRegression(C=1e4, max_iter=1000).fit(held_out, y_held)
-    a, b = stacker.coef_[0]
-    if min(a, b) < 0:  # a negative weight would explain risk backwards; keep the part that stands on its own
-        keep = int(b > a)
-        stacker = LogisticRegression(C=1e4, max_iter=1000).fit(held_out[:, [keep]], y_held)
-        a, b = (stacker.coef_[0][0], 0.0) if keep == 0 else (0.0, stacker.coef_[0][0])
+    stacker, a, b = _stack(held_out, y_held, seed)
     model = _fit_parts(shell, features, y, seed)
     model.blend = (float(stacker.intercept_[0]), float(a), float(b))
     held_out_p = 1 / (1 + np.exp(-(model.blend[0] + model.blend[1] * held_out[:, 0] + model.blend[2] * held_out[:, 1])))

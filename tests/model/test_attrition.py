@@ -114,6 +114,9 @@ def test_ibm_export_scores_well_and_ignores_protected_columns(ibm_csv):
     held = features.iloc[test]
     p = model.predict_proba(held)
     assert evaluate(y[test], p)["roc_auc"] > 0.80
+    scored = model.score(held)  # whatever the blend picked, the reasons stay readable Chinese sentences
+    assert scored["drivers"].map(len).gt(0).mean() > 0.9
+    assert all(CJK.search(text) for drivers in scored["drivers"] for text in drivers)
     swapped = held.assign(Gender="Male", MaritalStatus="Single", gender="M", marital_status="single")
     np.testing.assert_array_equal(model.predict_proba(swapped), p)
 
