@@ -1,6 +1,8 @@
-"""Spread forecaster, trained end to end on the session's synthetic cascades (train → MLflow → gate → champion):
+"""Spread forecaster, trained end to end on the synthetic company's cascades (train → MLflow → gate → champion):
 it beats the baselines on held-out cascades, its intervals cover, and a forecast updates as reposts arrive."""
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -8,16 +10,32 @@ import pytest
 from typer.testing import CliRunner
 
 from features.modelio import load_champion
+from features.settings import settings
 from features.spread_features import cascade_outcomes
 from training.spread import load_cascades, time_split, train
 
 pytestmark = pytest.mark.slow
 
 
+# The session's 1000-person company has ~25 active test cascades: too few for MSLE comparisons to mean anything
+# (a different upstream sentiment model flips them). The bench's full-size company (~640 test cascades) is
+# generated here instead: 3 s.
+CASCADE_EMPLOYEES = 5000
+
+
 @pytest.fixture(scope="module")
-def trained(synthetic_dir):
-    result = train(generated_dir=synthetic_dir)[0]
-    posts, reposts = load_cascades(synthetic_dir)
+def cascades_dir(tmp_path_factory) -> Path:
+    from features.synthetic import generate
+
+    out = tmp_path_factory.mktemp("cascades")
+    generate(employees=CASCADE_EMPLOYEES, days=365, seed=settings.seed, out_dir=out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(cascades_dir):
+    result = train(generated_dir=cascades_dir)[0]
+    posts, reposts = load_cascades(cascades_dir)
     return result, load_champion("spread"), time_split(posts)[1], reposts
 
 
@@ -32,8 +50,8 @@ def test_ours_beats_seismic_and_naive_on_held_out_cascades(trained):
         assert metrics[f"msle_ours_T{window}"] < metrics[f"msle_seismic_T{window}"]
         assert metrics[f"msle_ours_T{window}"] < metrics[f"msle_naive_T{window}"]
         assert metrics[f"msle_ours_T{window}"] < 0.5 * metrics[f"msle_seismic_paper_T{window}"]
-    # ~25 active test cascades here: a wide band around the calibrated 80%
-    assert 0.6 <= metrics["coverage_T60"] <= 0.95
+    # ~640 test cascades: the calibrated 80% within sampling error
+    assert 0.7 <= metrics["coverage_T60"] <= 0.9
 
 
 def _growing(test: pd.DataFrame, reposts: pd.DataFrame) -> pd.DataFrame:
@@ -75,6 +93,18 @@ def test_one_post_alone_gets_the_same_forecast_as_in_a_batch(trained):
     alone = champion.estimator.forecast(post, reposts[reposts["post_id"] == post["post_id"].iat[0]],
                                         window_minutes=60).set_index("post_id")
     pd.testing.assert_frame_equal(alone, batch.loc[alone.index], check_exact=False)
+
+
+def test_posts_observed_for_different_times_are_forecast_together_as_alone(trained):
+    """The service forecasts a batch of posts in one call, each over its own elapsed time."""
+    _, champion, test, reposts = trained
+    posts = test.head(40).reset_index(drop=True)
+    windows = np.resize([15.0, 45.0, 60.0, 240.0], len(posts))
+    together = champion.estimator.forecast(posts, reposts, window_minutes=windows).set_index("post_id")
+    for window in np.unique(windows):
+        alone = champion.estimator.forecast(posts[windows == window], reposts,
+                                            window_minutes=window).set_index("post_id")
+        pd.testing.assert_frame_equal(alone, together.loc[alone.index], check_exact=False)
 
 
 def test_cli_batch_forecast_writes_one_row_per_post(trained, tmp_path):
