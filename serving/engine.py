@@ -175,8 +175,8 @@ class Engine:
             return []
         # Positions, not the callers' post ids, key the frames: one batch may hold the same post twice.
         now = datetime.now(timezone.utc).replace(tzinfo=None)
-        columns = {name: [] for name in ("post_id", "text", "channel", "created_at", "author_followers", "internal",
-                                         "region")}
+        # Only what the features read: a string column costs more to build (Arrow-backed) than the model to run.
+        columns = {name: [] for name in ("post_id", "channel", "created_at", "author_followers", "internal")}
         events = {name: [] for name in ("post_id", "timestamp", "user_followers", "region")}
         windows = []
         for i, (post, reposts, _, _) in enumerate(items):
@@ -184,9 +184,9 @@ class Engine:
             stamps = [_naive_utc(r["timestamp"]) for r in reposts]
             elapsed = (max([now, *stamps]) - created).total_seconds() / 60.0
             windows.append(min(max(elapsed, 1.0), settings.spread_horizon_hours * 60.0))
-            for name, value in (("post_id", i), ("text", post["text"]), ("channel", post["channel"]),
-                                ("created_at", created), ("author_followers", int(post.get("author_followers") or 0)),
-                                ("internal", bool(post["internal"])), ("region", post.get("region"))):
+            for name, value in (("post_id", i), ("channel", post["channel"]), ("created_at", created),
+                                ("author_followers", int(post.get("author_followers") or 0)),
+                                ("internal", bool(post["internal"]))):
                 columns[name].append(value)
             events["post_id"] += [i] * len(reposts)
             events["timestamp"] += stamps
@@ -197,7 +197,7 @@ class Engine:
                                "timestamp": pd.to_datetime(events["timestamp"]) if events["timestamp"]
                                else pd.Series([], dtype="datetime64[ns]"),
                                "user_followers": np.array(events["user_followers"], dtype=np.int64),
-                               "region": np.array(events["region"], dtype=object)})
+                               "region": pd.Series(events["region"], dtype=object)})
         text_scores = pd.DataFrame({"post_id": range(len(items)), "p_neg": [item[2] for item in items],
                                     "loss_type": [item[3] for item in items]})
         windows = np.array(windows)

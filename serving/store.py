@@ -303,6 +303,7 @@ class WarningStore:
         self._policy = policy
         self.webhooks = webhooks
         self.engine = self._make_engine(self.url)
+        self._inhibit_queries: dict[tuple, sa.Select] = {}
         with self._write_connection() as conn, conn.begin():
             metadata.create_all(conn)
             if conn.execute(sa.select(audit_head_table.c.id)).first() is None:
@@ -520,14 +521,21 @@ class WarningStore:
         sources = [g for g in policy.inhibit_source_grades if grade_rank(g) > grade_rank(row["grade"])]
         if not sources:
             return None, None
-        table = warnings_table
-        query = sa.select(table.c.id).where(table.c.status != "resolved", table.c.grade.in_(sources))
-        for name in policy.inhibit_equal:
-            query = query.where(table.c[name] == row[name]) if row[name] is not None else query.where(
-                table.c[name].is_(None))
+        missing = tuple(row[name] is None for name in policy.inhibit_equal)
+        shape = (tuple(sources), policy.inhibit_equal, missing, warning_id is None)
+        query = self._inhibit_queries.get(shape)
+        if query is None:  # built once per shape, values bound per call: building a select costs more than running it
+            table = warnings_table
+            query = sa.select(table.c.id).where(table.c.status != "resolved", table.c.grade.in_(sources))
+            for name, absent in zip(policy.inhibit_equal, missing):
+                query = query.where(table.c[name].is_(None) if absent else table.c[name] == sa.bindparam(f"eq_{name}"))
+            if warning_id is not None:
+                query = query.where(table.c.id != sa.bindparam("self_id"))
+            query = self._inhibit_queries[shape] = query.order_by(table.c.id).limit(1)
+        values = {f"eq_{name}": row[name] for name, absent in zip(policy.inhibit_equal, missing) if not absent}
         if warning_id is not None:
-            query = query.where(table.c.id != warning_id)
-        source = conn.execute(query.order_by(table.c.id).limit(1)).scalar()
+            values["self_id"] = warning_id
+        source = conn.execute(query, values).scalar()
         return ("inhibited", source) if source is not None else (None, None)
 
     def add_silence(self, subject_pattern: str, *, actor: str, reason: str, expires_at: datetime | None = None,
