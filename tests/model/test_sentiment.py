@@ -6,6 +6,8 @@ directional and negation cases are hand-written here; the model must pass every 
 """
 from __future__ import annotations
 
+import pickle
+
 import mlflow
 import numpy as np
 import pandas as pd
@@ -179,6 +181,20 @@ def test_loss_type_and_function_heads(models):
     assert set(function["function"]) <= set(TEXT_FUNCTIONS)
     assert function["function"].iloc[1] == "customer_service"
 
+
+
+def test_neutral_loss_event_raises_p_loss_and_old_pickles_still_score(models):
+    loss = models["loss_type"]
+    assert loss.neutral_event is not None
+    texts = ["据报道，某公司因虚假宣传被市场监管局罚款五十万元", "下周一全员大会，请准时参加"]
+    proba = loss.predict_proba(texts)
+    assert np.allclose(proba.sum(axis=1), 1.0)
+    assert loss.labels[proba[0].argmax()] == "reputation"
+    assert proba[0, loss.labels.index("none")] < proba[1, loss.labels.index("none")]
+    old = pickle.loads(pickle.dumps(loss))
+    del old.__dict__["neutral_event"]  # a champion pickled before the head existed: neg-only factoring
+    p_neg = loss.sentiment.predict_proba(texts)[:, loss.sentiment.labels.index("neg")]
+    assert np.allclose(old.predict_proba(texts)[:, old.labels.index("none")], 1.0 - p_neg)
 
 # ------------------------------------------------------------------------------------------------ bad input
 def test_bad_cells_get_defined_results(models):
