@@ -62,7 +62,9 @@ def test_fine_tune_log_load_predict(data, tiny_bert):
     model, params = fine_tune_sentiment(data, str(folder), TextNormalizer(), epochs=1, batch_size=16,
                                         learning_rate=1e-3, max_length=64)
     assert params["backend"] == "transformer" and params["transformer_epochs"] == 1
-    assert 0.05 < model.temperature < 20  # fitted on the calibration split
+    # fitted on the calibration split (not left at 1), within fit_temperature's search range e^-3..e^3: a tiny BERT
+    # after one epoch on 180 rows can be near-uninformative, and then the best temperature is the flattest one
+    assert model.temperature != 1.0 and np.exp(-3) - 1e-6 <= model.temperature <= np.exp(3) + 1e-6
     assert model.predict_proba(["客服态度很差"]).shape == (1, 3)
 
     configure_mlflow()
