@@ -329,8 +329,11 @@ class Engine:
         return person.department_id if person is not None else None
 
     def escalate_overdue(self) -> int:
-        """Move unacknowledged warnings past their deadline up the chain; the service calls it on a timer."""
-        return len(self.store.escalate_overdue())
+        """Move unacknowledged warnings past their deadline up the chain and remind owners whose re-notify interval
+        has passed; the service calls it on a timer."""
+        escalated = len(self.store.escalate_overdue())
+        self.store.renotify_due()
+        return escalated
 
     # ---- warnings, scoped by the caller ---------------------------------------------------------------------
     def scope(self, principal: Principal) -> set[str] | None:

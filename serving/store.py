@@ -37,7 +37,7 @@ STATUS_ZH = {"open": "待确认", "acknowledged": "已确认", "assigned": "已�
 OUTCOMES = ("true_alarm", "false_alarm")
 CORRECTABLE_LABELS = {"sentiment": SENTIMENTS, "loss_type": LOSS_TYPES, "function": TEXT_FUNCTIONS}
 ACTION_ZH = {"open": "新建", "update": "合并更新", "acknowledge": "确认", "assign": "指派", "resolve": "关闭",
-             "escalate": "超时升级", "silence": "新建静默"}
+             "escalate": "超时升级", "remind": "再次提醒", "silence": "新建静默"}
 GENESIS = "0" * 64
 SYSTEM_ACTOR = "system"
 # Delivery bookkeeping changes on every re-notification; it is not part of the audited state.
@@ -668,6 +668,29 @@ class WarningStore:
         for record in records:
             self._dispatch("escalated", record, now)
         return escalations
+
+    def renotify_due(self, now: datetime | None = None) -> list[WarningRecord]:
+        """Remind the owners of every unacknowledged, unmuted warning whose grade's re-notify interval has passed
+        since they were last told, even when no new event arrives (the service calls it on its timer). Each
+        reminder is an audit entry, so the trail shows who was reminded when."""
+        now = _utc(now)
+        table, reminded = warnings_table, []
+        with self._writing() as chain:
+            rows = chain.conn.execute(
+                sa.select(table).where(table.c.status == "open", table.c.muted_reason.is_(None),
+                                       table.c.last_notified_at.is_not(None)).order_by(table.c.id)).mappings().all()
+            for row in map(dict, rows):
+                interval = timedelta(minutes=self.policy.grades[row["grade"]].renotify_minutes)
+                if now - row["last_notified_at"] < interval:
+                    continue
+                notice = {"last_notified_at": now, "notify_count": row["notify_count"] + 1}
+                chain.conn.execute(sa.update(table).where(table.c.id == sa.bindparam("warning_id")),
+                                   {**notice, "warning_id": row["id"]})
+                chain.append("warning", row["id"], "remind", SYSTEM_ACTOR, now, _audited(row), _audited(row))
+                reminded.append(WarningRecord(**{**row, **notice}))
+        for record in reminded:
+            self._dispatch("reminded", record, now)
+        return reminded
 
     # --- audit ------------------------------------------------------------------------------------------------
 

@@ -182,6 +182,27 @@ def test_renotify_only_after_the_grade_interval(store, policy):
     assert store.list()[0].notify_count == 2
 
 
+def test_owners_are_reminded_on_the_timer_until_someone_acknowledges(store, policy):
+    warning = file(store, risk(), policy).record  # orange: re-notify every 120 min
+    assert store.renotify_due(now=T0 + timedelta(minutes=119)) == []
+    reminded = store.renotify_due(now=T0 + timedelta(minutes=120))
+    assert [(r.id, r.notify_count, r.last_notified_at) for r in reminded] == \
+           [(warning.id, 2, T0 + timedelta(minutes=120))]
+    assert store.renotify_due(now=T0 + timedelta(minutes=200)) == []  # the interval counts from the reminder
+    assert store.get(warning.id).notify_count == 2
+    assert [e.action for e in store.audit_entries(warning.id)] == ["open", "remind"]
+    store.acknowledge(warning.id, "E111", now=T0 + timedelta(minutes=230))
+    assert store.renotify_due(now=T0 + timedelta(hours=10)) == []  # acknowledged: nobody is nagged
+    assert store.verify_audit().ok
+
+
+def test_muted_warnings_are_not_reminded(store, policy):
+    red = file(store, risk(reach_p90=60000, velocity_per_hour=900), policy).record
+    muted = file(store, risk(), policy, now=T0 + timedelta(hours=2)).record  # past the grouping window
+    assert muted.muted_reason == "inhibited"
+    assert [r.id for r in store.renotify_due(now=T0 + timedelta(hours=3))] == [red.id]
+
+
 def test_open_red_inhibits_lower_warnings_on_the_same_subject(store, policy):
     red = file(store, risk(reach_p90=60000, velocity_per_hour=900), policy).record
     muted = file(store, risk(), policy, now=T0 + timedelta(hours=2))
