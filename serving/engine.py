@@ -279,9 +279,9 @@ class Engine:
 
     @staticmethod
     def _post(event: "_Event") -> dict:
-        return {"post_id": event.post_id or event.subject, "text": event.text, "channel": event.channel,
-                "created_at": event.created, "author_followers": event.author_followers,
-                "internal": event.internal, "region": event.region}
+        """What forecast_many reads of a post."""
+        return {"channel": event.channel, "created_at": event.created, "author_followers": event.author_followers,
+                "internal": event.internal}
 
     def _answer(self, scores: dict, spread: dict | None, warning: dict | None) -> dict:
         return {"predictions": {"sentiment": scores, "spread": spread}, "warning": warning,
@@ -297,7 +297,7 @@ class Engine:
             internal=event["channel"] in INTERNAL_CHANNELS if internal is None else bool(internal),
             department_id=self._department(event), employee_id=event.get("employee_id"),
             subject=f"{kind}:{identity or hashlib.sha1(text.encode('utf-8', 'surrogatepass')).hexdigest()[:16]}",
-            post_id=identity, author_followers=int(event.get("author_followers") or 0), region=event.get("region"),
+            author_followers=int(event.get("author_followers") or 0),
             reposts=event.get("reposts"),
         )
 
@@ -470,9 +470,7 @@ class _Event:
     department_id: str | None
     employee_id: str | None
     subject: str
-    post_id: str | None
     author_followers: int
-    region: str | None
     reposts: list[dict] | None
 
 
