@@ -18,7 +18,7 @@ EMPLOYEES ?= 5000
 DAYS ?= 365
 PORT ?= 3000
 
-.PHONY: venv install data train serve run test test-fast bench browser clean
+.PHONY: venv install data train serve run test test-fast bench browser postgres clean
 
 venv: $(STAMP)
 
@@ -53,7 +53,11 @@ run: train serve
 browser:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || echo "chromium not installed: browser tests will skip"
 
-test: venv browser
+# Postgres tests need Debian's PostgreSQL server (initdb/pg_ctl; the tests start their own throwaway cluster).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) || echo "postgresql not installed: Postgres tests will skip"
+
+test: venv browser postgres
 	$(PY) -m pytest -q
 
 test-fast: venv

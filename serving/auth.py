@@ -15,7 +15,9 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import Column, DateTime, MetaData, String, Table, create_engine, select
+from sqlalchemy import Column, DateTime, MetaData, String, Table, select
+
+from serving.db import create_schema, make_engine, write_connection
 
 ROLES = ("hr_system", "manager", "admin")
 # Fields only these roles may read; everyone else gets them masked.
@@ -60,8 +62,9 @@ class KeyStore:
     CACHE_TTL_S = 60.0  # a key deleted from the table stops working within a minute, without a restart
 
     def __init__(self, url: str):
-        self.engine = create_engine(url, future=True)
-        _metadata.create_all(self.engine)
+        self.engine = make_engine(url)  # the warning store's setup: replicas starting together do not race
+        with write_connection(self.engine) as conn, conn.begin():
+            create_schema(conn, _metadata)
         self._cache: dict[str, tuple[Principal, float]] = {}  # known keys only: unknown ones must not grow it
 
     def create(self, name: str, role: str, unit_id: str | None = None, key: str | None = None) -> str:

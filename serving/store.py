@@ -8,7 +8,8 @@ grade's interval. Every change is appended to a hash-chained audit log whose hea
 inserted or deleted entry - or a warning edited behind the log's back - shows up in `verify_audit`.
 
 Writers are serialised (SQLite: BEGIN IMMEDIATE; other databases: a row lock on the audit head), which keeps the
-chain linear and makes concurrent writers lose nothing. SQLAlchemy Core only, so a Postgres URL works unchanged.
+chain linear and makes concurrent writers lose nothing. SQLAlchemy Core only, so a Postgres URL
+(`postgresql://user@host/db`, driver psycopg 3) works unchanged; the store tests run on SQLite and on PostgreSQL.
 """
 from __future__ import annotations
 
@@ -18,16 +19,14 @@ import json
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy import event
-from sqlalchemy.pool import StaticPool
 
 from features.contracts import LOSS_TYPES, SENTIMENTS, TEXT_FUNCTIONS
 from features.settings import settings
+from serving.db import create_schema, make_engine, write_connection
 from serving.owners import Owners
 from serving.rules import GRADE_LEVEL, GRADE_ZH, GRADES, Decision, Policy, RiskInput, grade_rank
 from serving.webhooks import WebhookDispatcher
@@ -91,7 +90,7 @@ warnings_table = sa.Table(
     sa.Column("resolved_at", sa.DateTime),
     sa.Column("resolved_by", sa.String(128)),
     sa.Column("outcome", sa.String(16)),
-    sa.Column("actual_spread", sa.Integer),
+    sa.Column("actual_spread", sa.BigInteger),  # the API takes up to 1e10: over 32 bits
     sa.Column("resolution_notes", sa.Text),
     sa.Column("corrected_labels", sa.JSON),
     sa.Column("last_notified_at", sa.DateTime),
@@ -302,10 +301,12 @@ class WarningStore:
         self.url = url or settings.warnings_db
         self._policy = policy
         self.webhooks = webhooks
-        self.engine = self._make_engine(self.url)
+        self.engine = make_engine(self.url)
+        if self.engine.dialect.name == "postgresql":
+            sa.event.listen(self.engine, "before_cursor_execute", _refuse_nul)
         self._inhibit_queries: dict[tuple, sa.Select] = {}
         with self._write_connection() as conn, conn.begin():
-            metadata.create_all(conn)
+            create_schema(conn, metadata)
             if conn.execute(sa.select(audit_head_table.c.id)).first() is None:
                 conn.execute(sa.insert(audit_head_table).values(id=1, seq=0, hash=GENESIS))
 
@@ -315,34 +316,8 @@ class WarningStore:
             self._policy = Policy.load()
         return self._policy
 
-    @staticmethod
-    def _make_engine(url: str) -> sa.Engine:
-        parsed = sa.make_url(url)
-        if not parsed.drivername.startswith("sqlite"):
-            return sa.create_engine(url, pool_pre_ping=True)
-        in_memory = parsed.database in (None, "", ":memory:")
-        if in_memory:
-            engine = sa.create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
-        else:
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-            engine = sa.create_engine(url, connect_args={"timeout": 60})
-
-        @event.listens_for(engine, "connect")
-        def _configure(dbapi_connection, _record):
-            dbapi_connection.isolation_level = None  # we issue BEGIN ourselves (below)
-            dbapi_connection.execute("PRAGMA busy_timeout = 60000")
-            if not in_memory:
-                dbapi_connection.execute("PRAGMA journal_mode = WAL")
-
-        @event.listens_for(engine, "begin")
-        def _begin(conn):
-            # Writers take the write lock up front: no lock upgrade, so no deadlock between concurrent writers.
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("writer") else "BEGIN")
-
-        return engine
-
     def _write_connection(self) -> sa.Connection:
-        return self.engine.connect().execution_options(writer=True)
+        return write_connection(self.engine)
 
     @contextmanager
     def _writing(self) -> Iterator[_Chain]:
@@ -705,8 +680,11 @@ class WarningStore:
 
     def verify_audit(self) -> AuditReport:
         """Walk the chain, compare its end with the head, and every warning/silence with its last audited state."""
-        with self.engine.connect() as conn, conn.begin():  # one snapshot for the whole check
-            return self._verify(conn)
+        with self.engine.connect() as conn:
+            if conn.dialect.name != "sqlite":  # READ COMMITTED (Postgres' default) snapshots each statement anew
+                conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():  # one snapshot for the whole check
+                return self._verify(conn)
 
     @staticmethod
     def _verify(conn: sa.Connection) -> AuditReport:
@@ -800,6 +778,14 @@ class WarningStore:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _refuse_nul(_conn, _cursor, _statement, parameters, _context, executemany) -> None:
+    """PostgreSQL cannot store NUL in text (SQLite can): refuse it naming the field rather than fail with a 500."""
+    for row in parameters if executemany else (parameters,):
+        for name, value in row.items() if isinstance(row, dict) else ():
+            if isinstance(value, str) and "\x00" in value:
+                raise StoreError(f"{name}: 含有空字符 (\\x00)，PostgreSQL 无法保存")
 
 
 def _entity_zh(entity: str, entity_id: int) -> str:

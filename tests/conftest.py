@@ -3,7 +3,12 @@ so tests never touch (or depend on) the developer's mlflow/ or data/generated/."
 from __future__ import annotations
 
 import os
+import pwd
+import shutil
+import socket
+import subprocess
 import tempfile
+import uuid
 from pathlib import Path
 
 import pytest
@@ -45,3 +50,119 @@ def synthetic_dir(session_dir) -> Path:
     out = session_dir / "synthetic"
     generate(employees=SYNTHETIC_EMPLOYEES, days=SYNTHETIC_DAYS, seed=settings.seed, out_dir=out)
     return out
+
+
+# --- PostgreSQL: a throwaway cluster for the tests that run the store on both databases -------------------------
+
+def _postgres_bin() -> Path | None:
+    """Debian keeps the server tools in /usr/lib/postgresql/<major>/bin (newest wins); elsewhere they are on PATH."""
+    debian = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"),
+                    key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0)
+    if debian:
+        return debian[-1].parent
+    found = shutil.which("pg_ctl")
+    return Path(found).parent if found and Path(found).with_name("initdb").exists() else None
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class PostgresCluster:
+    """initdb + pg_ctl in a temp folder, on 127.0.0.1 with its socket in that folder; trust auth, no fsync (tests
+    only). initdb refuses to run as root, so as root the server runs as the `postgres` (or `nobody`) user."""
+
+    def __init__(self, bindir: Path):
+        self.bindir = bindir
+        self.dir = Path(tempfile.mkdtemp(prefix="lossguard-pg-"))
+        self.data, self.log = self.dir / "data", self.dir / "server.log"
+        self.as_user: list[str] = []
+        if os.geteuid() == 0:
+            user = next((name for name in ("postgres", "nobody") if _has_user(name)), None)
+            if user is None:
+                raise RuntimeError("running as root, but there is no `postgres` or `nobody` user to run initdb as")
+            entry = pwd.getpwnam(user)
+            os.chown(self.dir, entry.pw_uid, entry.pw_gid)
+            self.as_user = ["runuser", "-u", user, "--"]
+        self.port = 0
+
+    def _run(self, tool: str, *args: str) -> None:
+        command = [*self.as_user, str(self.bindir / tool), *args]
+        done = subprocess.run(command, cwd=self.dir, capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            log = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
+            raise RuntimeError(f"{' '.join(command)} failed:\n{done.stdout}{done.stderr}{log}")
+
+    def start(self) -> None:
+        self._run("initdb", "-D", str(self.data), "-U", "lossguard", "-A", "trust", "-E", "UTF8", "--no-locale", "-N")
+        for attempt in range(3):  # another process may take the free port between probing and binding it
+            self.port = _free_port()
+            options = (f"-c listen_addresses=127.0.0.1 -p {self.port} -c unix_socket_directories={self.dir} "
+                       "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 "
+                       "-c timezone=Asia/Shanghai")  # not UTC: a time stored with a zone shift would show
+            try:
+                return self._run("pg_ctl", "start", "-w", "-t", "60", "-D", str(self.data), "-l", str(self.log),
+                                 "-o", options)
+            except RuntimeError:
+                if attempt == 2:
+                    raise
+
+    def stop(self) -> None:
+        try:
+            if (self.data / "postmaster.pid").exists():  # a failed start leaves nothing to stop (and keeps its error)
+                self._run("pg_ctl", "stop", "-D", str(self.data), "-m", "immediate", "-w")
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def url(self, database: str) -> str:
+        return f"postgresql://lossguard@127.0.0.1:{self.port}/{database}"  # the form the README gives
+
+    def admin(self, sql: str) -> None:
+        import psycopg
+
+        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=lossguard dbname=postgres",
+                             autocommit=True) as conn:
+            conn.execute(sql)
+
+
+def _has_user(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+        return True
+    except KeyError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster():
+    bindir = _postgres_bin()
+    if bindir is None:
+        pytest.skip("PostgreSQL server not installed (no initdb/pg_ctl; `make postgres` installs Debian's): "
+                    "Postgres variants skip")
+    pytest.importorskip("psycopg", reason="psycopg (the Postgres driver, in the dev extras) not installed")
+    cluster = PostgresCluster(bindir)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster) -> str:
+    """A fresh, empty database per test, dropped afterwards (even with connections a failed test left open)."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    postgres_cluster.admin(f'CREATE DATABASE "{name}"')
+    yield postgres_cluster.url(name)
+    postgres_cluster.admin(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
+def db_url(request, tmp_path) -> str:
+    """The warning store's (and API keys') database: every test that takes it runs on SQLite and on PostgreSQL
+    (slow: it starts a server)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'warnings.db'}"
+    return request.getfixturevalue("postgres_url")

@@ -233,14 +233,13 @@ def test_batcher_hands_a_crash_to_every_caller_of_the_batch():
     assert all(isinstance(r, RuntimeError) for r in asyncio.run(run()))
 
 
-def test_keys_are_stored_hashed_and_unknown_keys_leave_no_trace(tmp_path):
-    import sqlite3
-
+def test_keys_are_stored_hashed_and_unknown_keys_leave_no_trace(db_url):
     from serving.auth import AuthError, KeyStore, hash_key
 
-    store = KeyStore(f"sqlite:///{tmp_path / 'keys.db'}")
+    store = KeyStore(db_url)
     key = store.create("hr", "hr_system")
-    rows = sqlite3.connect(tmp_path / "keys.db").execute("SELECT * FROM api_keys").fetchall()
+    with store.engine.connect() as conn:
+        rows = conn.exec_driver_sql("SELECT * FROM api_keys").fetchall()
     assert rows and all(key not in map(str, row) for row in rows)
     assert rows[0][0] == hash_key(key)
     assert store.principal(key) == Principal("hr", "hr_system", None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pandas as pd
@@ -49,11 +49,6 @@ def chart() -> OrgChart:
         ("M1", "市场部", "V1", "E110", "marketing", 2),
         ("M11", "内容组", "M1", "E111", "marketing", 3),
     ], columns=["unit_id", "name", "parent_id", "head_employee_id", "function", "level"]))
-
-
-@pytest.fixture
-def db_url(tmp_path) -> str:
-    return f"sqlite:///{tmp_path / 'warnings.db'}"
 
 
 @pytest.fixture
@@ -146,6 +141,38 @@ def test_bad_requests_name_the_field(store, policy, call, message):
 def test_unknown_warning_is_not_found(store):
     with pytest.raises(WarningNotFound, match="预警 #42 不存在"):
         store.get(42)
+
+
+def test_the_largest_spread_the_api_accepts_is_stored(store, policy):
+    warning = file(store, risk(), policy).record
+    store.acknowledge(warning.id, "E111")
+    store.resolve(warning.id, "E111", "true_alarm", actual_spread=10_000_000_000)  # ResolveIn allows up to 1e10
+    assert store.get(warning.id).actual_spread == 10_000_000_000 and store.verify_audit().ok
+
+
+def test_aware_times_are_stored_as_utc(store, policy):
+    """Times with a zone (Beijing here) are stored as naive UTC whatever the database server's own zone is."""
+    beijing = timezone(timedelta(hours=8))
+    warning = file(store, risk(), policy, now=datetime(2025, 6, 1, 17, 0, tzinfo=beijing)).record
+    assert (store.get(warning.id).created_at, store.get(warning.id).deadline_at) == (T0, T0 + timedelta(hours=4))
+    assert store.escalate_overdue(datetime(2025, 6, 1, 16, 59, tzinfo=beijing) + timedelta(hours=4)) == []
+    assert len(store.escalate_overdue(T0.replace(tzinfo=timezone.utc) + timedelta(hours=4))) == 1
+
+
+def test_nul_in_text_is_refused_by_name_on_postgres_and_kept_on_sqlite(store, policy):
+    """PostgreSQL cannot store NUL in text, which the API lets through: there it is a refusal naming the field with
+    nothing written (not a 500); SQLite keeps the text as it came."""
+    event = risk(text="这个文案\x00太离谱了")
+    if store.engine.dialect.name == "sqlite":
+        assert store.get(file(store, event, policy).record.id).text == event.text
+        return
+    with pytest.raises(StoreError, match="text: 含有空字符"):
+        file(store, event, policy)
+    warning = file(store, risk(), policy).record
+    store.acknowledge(warning.id, "E111")
+    with pytest.raises(StoreError, match="resolution_notes: 含有空字符"):
+        store.resolve(warning.id, "E111", "true_alarm", notes="已处理\x00")
+    assert [w.status for w in store.list()] == ["acknowledged"] and store.verify_audit().ok
 
 
 # --- grouping, inhibition, silences, re-notify -------------------------------------------------------------------
@@ -403,6 +430,67 @@ def test_concurrent_writers_lose_nothing(db_url, policy, shared_instance):
     report = shared.verify_audit()
     assert report.ok and report.checked == threads * per_thread * 3
     shared.close()
+
+
+def test_replicas_starting_together_on_an_empty_database(db_url, policy):
+    """Replicas of the service start at once against a database nobody has created tables in: every one comes up
+    (warning store and API keys), the chain starts once, and what they file right away is all there."""
+    from serving.auth import KeyStore
+
+    replicas, start, errors = 6, threading.Barrier(6), []
+
+    def boot(replica: int) -> None:
+        try:
+            start.wait()
+            store, keys = WarningStore(db_url, policy=policy), KeyStore(db_url)
+            file(store, risk(subject=f"post:{replica}"), policy)
+            keys.create(f"replica-{replica}", "hr_system")
+            store.close()
+        except BaseException as error:  # surfaced below
+            errors.append(error)
+
+    pool = [threading.Thread(target=boot, args=(r,)) for r in range(replicas)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    assert errors == []
+    store = WarningStore(db_url, policy=policy)
+    assert len(store.list()) == replicas
+    report = store.verify_audit()
+    store.close()
+    assert report.ok and report.checked == replicas
+
+
+def test_audit_check_reads_one_snapshot_while_writers_commit(db_url, policy):
+    """verify_audit reads the chain, its head and the tables in separate statements; a writer committing between
+    them must not make an intact log look tampered with."""
+    store = WarningStore(db_url, policy=policy)
+    stop, errors = threading.Event(), []
+
+    def write(worker: int) -> None:
+        k = 0
+        try:
+            while not stop.is_set():
+                warning = file(store, risk(subject=f"post:{worker}-{k}"), policy).record
+                store.acknowledge(warning.id, f"worker-{worker}")
+                k += 1
+        except BaseException as error:
+            errors.append(error)
+
+    pool = [threading.Thread(target=write, args=(w,)) for w in range(3)]
+    for thread in pool:
+        thread.start()
+    try:
+        reports = [store.verify_audit() for _ in range(30)]
+    finally:
+        stop.set()
+        for thread in pool:
+            thread.join()
+    assert errors == []
+    assert [r.problem for r in reports if not r.ok] == []
+    assert reports[-1].checked > reports[0].checked  # the writers did commit while the checks ran
+    store.close()
 
 
 # --- webhooks ----------------------------------------------------------------------------------------------------
