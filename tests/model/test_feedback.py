@@ -83,7 +83,7 @@ def test_corrected_label_changes_the_retrained_models_answer(store, tmp_path):
                           models["loss_type"].predict_frame(texts)[["loss_type"]]], axis=1)
 
     before = retrain(tmp_path / "no-feedback-yet")
-    assert before.loc[0, ["label", "loss_type"]].tolist() == ["neg", "culture"], "precondition: the model is wrong"
+    assert before.loc[0, "label"] == "neg", "precondition: the model is wrong"
 
     warning = _file(store, "post:9", case, T0, loss_type="culture", function="management")
     _resolve(store, warning, T0, "false_alarm", corrected_labels={"sentiment": "neu", "loss_type": "none"})
