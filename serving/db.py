@@ -6,6 +6,8 @@ that start together on an empty database would otherwise race each other's CREAT
 """
 from __future__ import annotations
 
+import sqlite3
+import time
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -31,7 +33,7 @@ def make_engine(url: str) -> sa.Engine:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves (below)
         dbapi_connection.execute("PRAGMA busy_timeout = 60000")
         if not in_memory:
-            dbapi_connection.execute("PRAGMA journal_mode = WAL")
+            _use_wal(dbapi_connection)
 
     @event.listens_for(engine, "begin")
     def _begin(conn):
@@ -39,6 +41,23 @@ def make_engine(url: str) -> sa.Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("writer") else "BEGIN")
 
     return engine
+
+
+def _use_wal(dbapi_connection, attempts: int = 100) -> None:
+    """Switch a new database file to WAL (the mode is stored in the file, so later connections find it set).
+
+    Switching needs an exclusive lock and SQLite answers "database is locked" at once rather than waiting out the
+    busy timeout, so processes opening a fresh file together retry for a few seconds.
+    """
+    for attempt in range(attempts):
+        try:
+            if dbapi_connection.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                dbapi_connection.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or attempt == attempts - 1:
+                raise
+            time.sleep(0.05)
 
 
 def write_connection(engine: sa.Engine) -> sa.Connection:
@@ -51,3 +70,22 @@ def create_schema(conn: sa.Connection, metadata: sa.MetaData) -> None:
     if conn.dialect.name == "postgresql":  # released at commit; DDL is transactional there, so waiters see the tables
         conn.execute(sa.select(sa.func.pg_advisory_xact_lock(SCHEMA_LOCK)))
     metadata.create_all(conn)
+    if conn.dialect.name == "postgresql":
+        _widen_integer_columns(conn, metadata)
+
+
+def _widen_integer_columns(conn: sa.Connection, metadata: sa.MetaData) -> None:
+    """Tables created by an older release keep 32-bit columns that are BIGINT now (warnings.actual_spread): widen
+    them in place, rows kept. SQLite needs nothing: its INTEGER is 64-bit."""
+    wanted = {(table.name, column.name) for table in metadata.tables.values() for column in table.columns
+              if isinstance(column.type, sa.BigInteger)}
+    if not wanted:
+        return
+    narrow = conn.execute(sa.text(
+        "SELECT table_name, column_name FROM information_schema.columns "
+        "WHERE table_schema = current_schema() AND data_type = 'integer'")).all()
+    preparer = conn.dialect.identifier_preparer
+    for table_name, column_name in narrow:
+        if (table_name, column_name) in wanted:
+            conn.execute(sa.text(f"ALTER TABLE {preparer.quote(table_name)} "
+                                 f"ALTER COLUMN {preparer.quote(column_name)} TYPE BIGINT"))

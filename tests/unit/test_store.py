@@ -150,6 +150,23 @@ def test_the_largest_spread_the_api_accepts_is_stored(store, policy):
     assert store.get(warning.id).actual_spread == 10_000_000_000 and store.verify_audit().ok
 
 
+def test_a_table_from_before_bigint_is_widened_with_its_rows_kept(db_url, policy):
+    """A Postgres table created when actual_spread was INTEGER (32-bit) is widened in place on the next start."""
+    first = WarningStore(db_url, policy=policy)
+    kept = first.acknowledge(file(first, risk(), policy).record.id, "E111")
+    if first.engine.dialect.name == "postgresql":
+        with first.engine.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE warnings ALTER COLUMN actual_spread TYPE INTEGER")
+        with pytest.raises(Exception, match="out of range"):  # what the old table did
+            first.resolve(kept.id, "E111", "true_alarm", actual_spread=10_000_000_000)
+    first.close()
+    store = WarningStore(db_url, policy=policy)  # the next release starts on the old table
+    assert store.get(kept.id).status == "acknowledged"
+    store.resolve(kept.id, "E111", "true_alarm", actual_spread=10_000_000_000)
+    assert store.get(kept.id).actual_spread == 10_000_000_000 and store.verify_audit().ok
+    store.close()
+
+
 def test_aware_times_are_stored_as_utc(store, policy):
     """Times with a zone (Beijing here) are stored as naive UTC whatever the database server's own zone is."""
     beijing = timezone(timedelta(hours=8))
