@@ -74,7 +74,7 @@ class KeyStore:
         if role == "manager" and not unit_id:
             raise ValueError("manager 角色必须指定 unit_id (可见的组织范围)")
         key = key or f"lg_{secrets.token_urlsafe(24)}"
-        with self.engine.begin() as conn:
+        with write_connection(self.engine) as conn, conn.begin():
             conn.execute(api_keys.insert().values(key_hash=hash_key(key), name=name, role=role, unit_id=unit_id,
                                                   created_at=datetime.now(timezone.utc).replace(tzinfo=None)))
         return key
