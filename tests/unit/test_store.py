@@ -482,9 +482,14 @@ def test_replicas_starting_together_on_an_empty_database(db_url, policy):
 
 def test_audit_check_reads_one_snapshot_while_writers_commit(db_url, policy):
     """verify_audit reads the chain, its head and the tables in separate statements; a writer committing between
-    them must not make an intact log look tampered with."""
+    them must not make an intact log look tampered with. The interleaving is forced, not hoped for: before each
+    check the writers must have committed since the previous one (a barrier per round), and they keep committing
+    while the check runs."""
     store = WarningStore(db_url, policy=policy)
+    writers, rounds = 3, 30
     stop, errors = threading.Event(), []
+    committed = [0]
+    progress = threading.Condition()
 
     def write(worker: int) -> None:
         k = 0
@@ -493,21 +498,35 @@ def test_audit_check_reads_one_snapshot_while_writers_commit(db_url, policy):
                 warning = file(store, risk(subject=f"post:{worker}-{k}"), policy).record
                 store.acknowledge(warning.id, f"worker-{worker}")
                 k += 1
+                with progress:
+                    committed[0] += 1
+                    progress.notify_all()
         except BaseException as error:
             errors.append(error)
+            with progress:
+                progress.notify_all()
 
-    pool = [threading.Thread(target=write, args=(w,)) for w in range(3)]
+    def committed_since(seen: int) -> bool:
+        with progress:
+            return progress.wait_for(lambda: errors or committed[0] > seen, timeout=60)
+
+    pool = [threading.Thread(target=write, args=(w,)) for w in range(writers)]
     for thread in pool:
         thread.start()
+    reports, seen = [], 0
     try:
-        reports = [store.verify_audit() for _ in range(30)]
+        for _ in range(rounds):
+            assert committed_since(seen), "writers committed nothing for 60 s"
+            reports.append(store.verify_audit())
+            seen = committed[0]  # the next check waits for a commit after this one ended
     finally:
         stop.set()
         for thread in pool:
             thread.join()
     assert errors == []
     assert [r.problem for r in reports if not r.ok] == []
-    assert reports[-1].checked > reports[0].checked  # the writers did commit while the checks ran
+    # every round saw at least one more warning filed and acknowledged (two audit entries) than the one before
+    assert reports[-1].checked - reports[0].checked >= 2 * (rounds - 1)
     store.close()
 
 
