@@ -18,9 +18,12 @@ EMPLOYEES ?= 5000
 DAYS ?= 365
 PORT ?= 3000
 
-.PHONY: venv install data train serve run test test-fast bench browser postgres clean
+.PHONY: help venv install data train serve run test test-fast lint bench browser postgres clean
 
-venv: $(STAMP)
+help:  ## List the targets
+	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/  make \1\t\2/' | expand -t 20
+
+venv: $(STAMP)  ## Create .venv with the pinned packages (torch CPU); reused while up to date
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PY_BOOT) -m venv $(VENV)
@@ -28,43 +31,46 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
 	@touch $(STAMP)
 
-install: venv
+install: venv  ## Same as venv
 
 DATA_STAMP := data/generated/truth.json
 TRAIN_STAMP := mlflow/.trained
 
 # Generated data and trained models are reused; `make clean` (or deleting the stamp) starts over.
-data: $(DATA_STAMP)
+data: $(DATA_STAMP)  ## Generate the seeded synthetic company under data/generated
 $(DATA_STAMP): $(STAMP)
 	$(LG) data generate --employees $(EMPLOYEES) --days $(DAYS)
 
-train: $(TRAIN_STAMP)
+train: $(TRAIN_STAMP)  ## Train and register every model (gate decides the champion)
 $(TRAIN_STAMP): $(DATA_STAMP)
 	$(LG) train all
 	@touch $(TRAIN_STAMP)
 
-serve: venv
+serve: venv  ## Serve the BentoML service on 127.0.0.1:$(PORT)
 	$(LG) keys bootstrap
 	$(VENV)/bin/bentoml serve serving.service:Lossguard --host 127.0.0.1 --port $(PORT)
 
-run: train serve
+run: train serve  ## venv + data + train + serve: the newcomer's first command
 
 # Browser tests need Debian's Chromium; installed once if missing (CI runs as root on a clean machine).
-browser:
+browser:  ## Install Debian's Chromium for the browser tests (once)
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || echo "chromium not installed: browser tests will skip"
 
 # Postgres tests need Debian's PostgreSQL server (initdb/pg_ctl; the tests start their own throwaway cluster).
-postgres:
+postgres:  ## Install Debian's PostgreSQL for the store tests (once)
 	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) || echo "postgresql not installed: Postgres tests will skip"
 
-test: venv browser postgres
+lint: venv  ## ruff (pyflakes, bugbear, isort, pyupgrade), configured in pyproject.toml
+	$(VENV)/bin/ruff check .
+
+test: venv browser postgres lint  ## Lint, then every test (unit, data, model, service, browser)
 	$(PY) -m pytest -q
 
-test-fast: venv
+test-fast: venv  ## The tests not marked slow
 	$(PY) -m pytest -q -m "not slow"
 
-bench: venv
+bench: venv  ## Every bench/*.py: our figure beside the baseline
 	for b in bench/*.py; do $(PY) $$b || exit 1; done
 
-clean:
+clean:  ## Remove generated data, local models and the MLflow store
 	rm -rf data/generated models mlflow .cache

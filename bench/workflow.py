@@ -59,13 +59,13 @@ def bench_train(scratch: Path) -> None:
     if not (data / "truth.json").exists():
         data = scratch / "generated"
         print(f"no data in {settings.generated_dir}: generating {settings.employees} x {settings.days} into {data}")
-        _run([sys.executable, "-m", "training.cli", "data", "generate", "--out", str(data)], ROOT, dict(os.environ))
+        _run([sys.executable, "-m", "cli", "data", "generate", "--out", str(data)], ROOT, dict(os.environ))
     env = {**os.environ, "LOSSGUARD_GENERATED_DIR": str(data), "LOSSGUARD_MLFLOW_DIR": str(scratch / "mlflow"),
            "LOSSGUARD_MODELS_DIR": str(scratch / "models"),
            "LOSSGUARD_WARNINGS_DB": f"sqlite:///{scratch / 'no-warnings.db'}"}
     env.pop("LOSSGUARD_MLFLOW_TRACKING_URI", None)
     load = os.getloadavg()[0]
-    seconds, cpu, output = _run([sys.executable, "-m", "training.cli", "train", "all"], ROOT, env)
+    seconds, cpu, output = _run([sys.executable, "-m", "cli", "train", "all"], ROOT, env)
     print(f"lossguard train all ({CORES} cores, data {data}): {seconds:6.1f} s   budget {TRAIN_BUDGET_S:.0f} s   "
           f"{_verdict(seconds, TRAIN_BUDGET_S)}   (CPU {cpu:.0f} s, load average {load:.1f} at start)")
     for line in output.splitlines():

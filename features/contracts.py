@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from features.errors import InputError
+
 LOSS_TYPES = ("reputation", "culture", "opportunity", "none")
 LOSS_TYPE_ZH = {"reputation": "声誉", "culture": "文化", "opportunity": "潜在利益", "none": "无"}
 SENTIMENTS = ("neg", "neu", "pos")
@@ -159,7 +161,7 @@ class RowError:
         return {"row": self.row, "field": self.field, "message": self.message}
 
 
-class ContractError(ValueError):
+class ContractError(InputError):
     """Raised in strict mode; carries every row/field error found, not just the first."""
 
     def __init__(self, contract: str, errors: list[RowError]):
@@ -167,7 +169,8 @@ class ContractError(ValueError):
         self.errors = errors
         shown = "; ".join(str(e) for e in errors[:10])
         more = f" (另有 {len(errors) - 10} 个错误)" if len(errors) > 10 else ""
-        super().__init__(f"{contract} 数据校验失败: {shown}{more}")
+        super().__init__(f"{contract} 数据校验失败: {shown}{more}", field=errors[0].field if errors else None,
+                         details=[e.as_dict() for e in errors])
 
 
 @dataclass

@@ -13,6 +13,7 @@ from typing import Any, Iterable
 
 import yaml
 
+from features.errors import InputError
 from features.settings import settings
 from features.text import coerce_text, fold, trie_pattern
 
@@ -21,7 +22,7 @@ DEFAULT_SEVERITY = {"company": 1, "value": 2}  # sensitive topics must state the
 DEFAULT_TENANT = "default"
 
 
-class KeywordLibraryError(ValueError):
+class KeywordLibraryError(InputError):
     """The YAML is malformed; the message names the file, tenant, section and entry."""
 
 

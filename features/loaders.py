@@ -20,7 +20,9 @@ import yaml
 from features.contracts import (
     CORPUS_CHANNELS, EMPLOYEE, LOSS_TYPES, SENTIMENTS, TEXT_FUNCTIONS, ContractError, RowError, Validated, validate,
 )
+from features.errors import InputError
 from features.settings import settings
+from features.tables import read_table
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +112,7 @@ def load_workplace_corpus(path: Path | str | None = None) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------------------- HR export mapping
-class MappingError(ValueError):
+class MappingError(InputError):
     """A column mapping that cannot be applied; the message names the offending key, column or function."""
 
 
@@ -324,6 +326,6 @@ def apply_mapping(source: pd.DataFrame, mapping: str | dict | Path) -> pd.DataFr
 
 def load_hr_export(path: Path | str, mapping: str | dict | Path = "ibm") -> Validated:
     """Read a customer's HR CSV, map it onto the Employee contract and validate (bad rows dropped, reported)."""
-    source = pd.read_csv(path, encoding="utf-8-sig")
+    source = read_table(path)
     source.columns = [str(c).strip() for c in source.columns]
     return validate(apply_mapping(source, mapping), EMPLOYEE)

@@ -12,9 +12,10 @@ from typing import Any
 import mlflow
 import pandas as pd
 
+from features.errors import Unavailable
+from features.model_specs import MODEL_NAMES  # noqa: F401 - re-exported: serving reads the names here
 from features.settings import configure_mlflow
 
-MODEL_NAMES = ("sentiment", "loss_type", "function", "attrition", "spread")
 
 # Explicit requirements keep MLflow from inferring them (slow, and it would record test tools and +cpu tags).
 PIP_REQUIREMENTS = [
@@ -30,7 +31,7 @@ PIP_REQUIREMENTS = [
 ]
 
 
-class ModelNotFound(RuntimeError):
+class ModelNotFound(Unavailable):
     """A model the caller needs is not registered yet; the message says how to fix it."""
 
 

@@ -24,6 +24,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 from scipy import sparse
+from scipy.optimize import minimize_scalar
 
 from features.settings import settings
 
@@ -428,6 +429,17 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     shifted = logits - logits.max(axis=1, keepdims=True)
     exp = np.exp(shifted)
     return exp / exp.sum(axis=1, keepdims=True)
+
+
+def fit_temperature(logits: np.ndarray, y: np.ndarray, weight: np.ndarray | None = None) -> float:
+    """Softmax temperature minimizing (weighted) log loss on rows the model did not see (Guo et al. 2017)."""
+    weight = np.ones(len(y)) if weight is None else weight
+
+    def loss(log_t: float) -> float:
+        proba = softmax(logits / np.exp(log_t))
+        return float(-(weight * np.log(np.clip(proba[np.arange(len(y)), y], 1e-12, None))).sum() / weight.sum())
+
+    return float(np.exp(minimize_scalar(loss, bounds=(-3, 3), method="bounded").x))
 
 
 class LossTypeModel(TextClassifier):

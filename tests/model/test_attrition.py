@@ -149,7 +149,7 @@ def test_training_logs_registers_and_promotes(registered):
 def test_batch_cli_reports_bad_rows_and_scores_the_rest(registered, synthetic_dir, tmp_path):
     from typer.testing import CliRunner
 
-    from training.cli import app
+    from cli import app
 
     snapshots = pd.read_parquet(synthetic_dir / "snapshots.parquet")
     rows = snapshots[snapshots["snapshot_date"] == snapshots["snapshot_date"].max()].head(8).astype(object)
@@ -174,6 +174,7 @@ def test_batch_cli_reports_bad_rows_and_scores_the_rest(registered, synthetic_di
 
 @pytest.mark.slow
 def test_batch_cli_scores_an_ibm_export_through_the_mapping(registered, ibm_csv, tmp_path):
+    from features.model_specs import BatchResult
     from training.attrition import predict_file
 
     source, output = tmp_path / "ibm.csv", tmp_path / "ibm_scored.csv"
@@ -182,5 +183,5 @@ def test_batch_cli_scores_an_ibm_export_through_the_mapping(registered, ibm_csv,
     raw.to_csv(source, index=False)
     summary = predict_file(source, output, mapping="ibm")
     out = pd.read_csv(output, encoding="utf-8-sig")
-    assert summary == {"scored": 49, "errors": 1, "output": str(output)}
+    assert summary == BatchResult(output, scored=49, errors=1)
     assert len(out) == 50 and np.isnan(out.loc[out["row"] == 4, "propensity"]).all()

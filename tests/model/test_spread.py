@@ -108,7 +108,7 @@ def test_posts_observed_for_different_times_are_forecast_together_as_alone(train
 
 
 def test_cli_batch_forecast_writes_one_row_per_post(trained, tmp_path):
-    from training.cli import app
+    from cli import app
 
     _, _, test, reposts = trained
     posts_csv, reposts_csv, out = tmp_path / "posts.csv", tmp_path / "reposts.csv", tmp_path / "out.csv"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import replace
 
 import mlflow
 import pandas as pd
@@ -12,9 +13,9 @@ from mlflow import MlflowClient
 from typer.testing import CliRunner
 
 from features.settings import configure_mlflow
-from training.cli import app
-from training.evaluate import EVALUATORS, Evaluator
-from training.gate import SPECS, compare, maybe_promote
+from cli import app
+from features.model_specs import SPECS, Evaluator
+from training.gate import compare, maybe_promote
 from training.registry import champion_version, log_and_register
 
 
@@ -71,15 +72,15 @@ def test_undefined_metrics_never_win():
 def test_missing_primary_metric_never_promotes():
     decision = compare("sentiment", {"snownlp_accuracy": 0.9}, {"snownlp_accuracy": 0.8})
     assert not decision.promote
-    assert SPECS["sentiment"].primary.name in decision.reasons[0]
+    assert SPECS["sentiment"].gate.primary.name in decision.reasons[0]
 
 
 @pytest.fixture()
 def model_name():
-    """A registered model name of its own per test, using the attrition gate spec."""
+    """A registered model name of its own per test: a registry entry like attrition's, under another name."""
     configure_mlflow()
     name = f"attrition-test-{uuid.uuid4().hex[:8]}"
-    SPECS[name] = SPECS["attrition"]
+    SPECS[name] = replace(SPECS["attrition"], name=name)
     yield name
     del SPECS[name]
 
@@ -159,10 +160,9 @@ def test_every_gated_version_gets_a_model_card(model_name):
 @pytest.fixture()
 def rescored(model_name):
     """Re-scoring `model_name` on 'the evaluation set' returns each version's own `auc` attribute."""
-    EVALUATORS[model_name] = Evaluator(load=lambda: None,
-                                       score=lambda estimator, data, run_id: {**ATTRITION, "roc_auc": estimator.auc})
+    recipe = Evaluator(load=lambda: None, score=lambda estimator, data, run_id: {**ATTRITION, "roc_auc": estimator.auc})
+    SPECS[model_name] = replace(SPECS[model_name], evaluator=lambda name: recipe)
     yield model_name
-    del EVALUATORS[model_name]
 
 
 def test_evaluate_prints_champion_and_challenger_side_by_side(rescored):
@@ -198,8 +198,8 @@ def test_evaluate_and_promote_name_unknown_models_and_versions(rescored):
     for command in (["evaluate", "horoscope"], ["promote", "horoscope"]):
         result = CliRunner().invoke(app, command)
         assert result.exit_code == 2 and "horoscope" in result.output
-    result = CliRunner().invoke(app, ["evaluate", rescored])
-    assert result.exit_code == 2 and "尚无注册版本" in result.output
+    result = CliRunner().invoke(app, ["evaluate", rescored])  # nothing by that name yet: NotFound, exit 3
+    assert result.exit_code == 3 and "尚无注册版本" in result.output
     _register(rescored, ATTRITION)
     result = CliRunner().invoke(app, ["promote", rescored, "--version", "7"])
-    assert result.exit_code == 2 and "没有版本 7" in result.output and champion_version(rescored) is None
+    assert result.exit_code == 3 and "没有版本 7" in result.output and champion_version(rescored) is None

@@ -9,7 +9,8 @@ import pytest
 from mlflow import MlflowClient
 
 from features.settings import configure_mlflow
-from training.model_card import CARD_ARTIFACT, MODEL_INFO, render_model_card, split_metric, write_model_card
+from features.model_specs import SPECS
+from training.model_card import CARD_ARTIFACT, render_model_card, split_metric, write_model_card
 from training.registry import log_and_register
 
 
@@ -62,8 +63,8 @@ def test_card_shows_data_slices_fairness_and_limits(registered):
 
 
 def test_known_models_have_their_own_use_and_limits(registered):
-    for model, info in MODEL_INFO.items():
-        assert info["intended_use"] and info["data"] and info["limits"], model
+    for model, spec in SPECS.items():
+        assert spec.card.intended_use and spec.card.data and spec.card.limits, model
     name, version = registered
     assert "未填写" in render_model_card(name, version)  # an unknown model says so instead of inventing prose
 

