@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> None:
 
     folder = args.synthetic_dir or settings.generated_dir
     if not (folder / "snapshots.parquet").exists():
-        from features.synthetic import generate
+        from synthetic import generate
 
         folder = Path(tempfile.mkdtemp(prefix="lossguard-bench-"))
         generate(out_dir=folder, seed=args.seed)

@@ -40,7 +40,7 @@ def data_generate(
     out: Path = typer.Option(settings.generated_dir, help="Output folder for the Parquet tables."),
 ) -> None:
     """Generate the seeded synthetic company (org, employees, posts, complaints, repost cascades)."""
-    from features.synthetic import generate
+    from synthetic import generate
 
     try:
         paths = generate(employees=employees, days=days, seed=seed, out_dir=out)

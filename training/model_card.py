@@ -48,7 +48,7 @@ MODEL_INFO: dict[str, dict[str, Any]] = {
         "task": f"员工在未来 {settings.attrition_horizon_days} 天内离职的倾向 (校准概率 + 低/中/高分档 + 前三驱动因素)",
         "intended_use": "帮助 HR 和管理者发现团队层面的流失风险和可干预因素 (加班、薪酬、晋升、经理变动、敬业度); "
                         "不得用于解雇、降薪、绩效等针对个人的不利决定。",
-        "data": "合成公司 (features/synthetic.py, 固定随机种子, 已知真实驱动) 的月度快照: 较早月份训练, 最近月份测试; "
+        "data": "合成公司 (synthetic/, 固定随机种子, 已知真实驱动) 的月度快照: 较早月份训练, 最近月份测试; "
                 "文本特征来自当时的 sentiment champion。",
         "limits": ["只在合成数据上验证过; 换到真实公司需要按其 HR 导出重新训练和校准",
                    "驱动因素是相关性解释 (TreeSHAP + 线性贡献), 不是因果结论",

@@ -67,6 +67,44 @@ def test_features_import_neither_training_nor_serving():
         assert not re.search(r"^\s*(from|import)\s+(training|serving)\b", source, re.M), path
 
 
+def _imported_modules(path: Path) -> list[str]:
+    """Every module an import statement in the file names, lazy imports inside functions included."""
+    names = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            names.append(node.module or "")
+    return names
+
+
+def _is(name: str, package: str) -> bool:
+    return name == package or name.startswith(package + ".")
+
+
+def test_the_generator_is_a_data_source_not_run_time_code():
+    """The bento ships features/ and serving/, so neither may need synthetic/; training only through the CLI
+    (`lossguard data generate`). The generator in turn reads features only, never training or serving."""
+    for folder in ("features", "serving", "training"):
+        for path in (ROOT / folder).rglob("*.py"):
+            if path == ROOT / "training" / "cli.py":
+                continue
+            assert not [n for n in _imported_modules(path) if _is(n, "synthetic")], f"{path} imports synthetic"
+    for path in (ROOT / "synthetic").rglob("*.py"):
+        bad = [n for n in _imported_modules(path) if _is(n, "training") or _is(n, "serving")]
+        assert not bad, f"{path} imports {bad}"
+
+
+def test_synthetic_modules_import_each_other_without_a_circle():
+    edges = {path.stem: {n.split(".")[1] for n in _imported_modules(path) if n.startswith("synthetic.")}
+             for path in (ROOT / "synthetic").glob("*.py") if path.stem != "__init__"}
+    done: list[str] = []
+    while len(done) < len(edges):  # peel off modules whose imports are all placed; a circle leaves none
+        ready = sorted(m for m, needs in edges.items() if m not in done and needs <= set(done))
+        assert ready, f"import circle among {sorted(set(edges) - set(done))}"
+        done += ready
+
+
 @pytest.mark.parametrize("command", [[], ["data", "generate"], ["train"], ["predict", "sentiment"],
                                      ["predict", "attrition"], ["predict", "spread"], ["audit", "verify"],
                                      ["keys", "create"], ["keys", "bootstrap"], ["evaluate"], ["promote"],
