@@ -30,7 +30,8 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from features.attrition_features import IBM_SPEC, PROTECTED, build_features, labels  # noqa: E402
+from features.attrition_build import build_features, labels  # noqa: E402
+from features.attrition_features import IBM_SPEC, PROTECTED  # noqa: E402
 from features.settings import settings  # noqa: E402
 from training.attrition import (  # noqa: E402
     PLANTED_FEATURES, baseline_proba, evaluate, fit_baseline, fit_model, global_drivers, group_gaps,
