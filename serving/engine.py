@@ -22,7 +22,8 @@ from features.modelio import MODEL_NAMES, LoadedModel, ModelNotFound, load_champ
 from features.settings import settings
 from serving.auth import Principal, mask_record
 from serving.owners import OrgChart, resolve_owners
-from serving.rules import Policy, RiskInput, evaluate
+from serving.policy import Policy
+from serving.rules import RiskInput, evaluate
 from serving.store import ACTION_ZH, STATUS_ZH, WarningNotFound, WarningStore
 from serving.webhooks import WebhookDispatcher
 

@@ -39,7 +39,8 @@ from features.contracts import (
 from features.settings import settings
 from serving.auth import AuthError, KeyStore, Principal
 from serving.engine import Engine, InputError, NotFound
-from serving.rules import GRADES, RiskInputError
+from serving.policy import GRADES
+from serving.rules import RiskInputError
 from serving.store import STATUSES, IllegalTransition, StoreError
 
 log = logging.getLogger("lossguard")

@@ -28,7 +28,8 @@ from features.contracts import LOSS_TYPES, SENTIMENTS, TEXT_FUNCTIONS
 from features.settings import settings
 from serving.db import create_schema, make_engine, write_connection
 from serving.owners import Owners
-from serving.rules import GRADE_LEVEL, GRADE_ZH, GRADES, Decision, Policy, RiskInput, grade_rank
+from serving.policy import GRADE_LEVEL, GRADE_ZH, GRADES, Policy, grade_rank
+from serving.rules import Decision, RiskInput
 from serving.webhooks import WebhookDispatcher
 
 STATUSES = ("open", "acknowledged", "assigned", "resolved")
