@@ -199,7 +199,7 @@ def test_pay_and_performance_masked_in_values_and_explanations(engine, units):
 
 
 def test_batcher_groups_concurrent_events_and_keeps_results_apart():
-    from serving.service import Batcher
+    from serving.batching import Batcher
 
     seen: list[list[int]] = []
 
@@ -221,7 +221,7 @@ def test_batcher_groups_concurrent_events_and_keeps_results_apart():
 
 
 def test_batcher_hands_a_crash_to_every_caller_of_the_batch():
-    from serving.service import Batcher
+    from serving.batching import Batcher
 
     def crash(events):
         raise RuntimeError("model exploded")
