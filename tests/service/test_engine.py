@@ -13,10 +13,11 @@ from features.contracts import ContractError, RowError
 from features.keywords import KeywordLibrary
 from features.modelio import LoadedModel
 from serving.auth import Principal
-from serving.engine import DRIVER_MASKED, Engine, InputError, NotFound
+from serving.engine import Engine, InputError, NotFound
 from serving.owners import OrgChart
 from serving.rules import Policy
 from serving.store import WarningStore
+from serving.views import DRIVER_MASKED
 
 NEGATIVE = "负面"
 
