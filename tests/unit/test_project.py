@@ -61,6 +61,71 @@ def test_serving_never_imports_training():
             assert not any(n == "training" or n.startswith("training.") for n in names), f"{path} imports training"
 
 
+def _serving_imports() -> dict[str, set[str]]:
+    """Each serving module and the serving modules it imports at run time, lazy imports included; imports under
+    `if TYPE_CHECKING:` are annotations only and left out."""
+    modules = {}
+    for path in (ROOT / "serving").rglob("*.py"):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    graph = {}
+    for name, path in modules.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        typing_only = {id(inner) for node in ast.walk(tree)
+                       if isinstance(node, ast.If) and ast.unparse(node.test).endswith("TYPE_CHECKING")
+                       for inner in ast.walk(node)}
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        found = set()
+        for node in ast.walk(tree):
+            if id(node) in typing_only:
+                continue
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = package
+                for _ in range(max(node.level - 1, 0)):
+                    base = base.rpartition(".")[0]
+                module = (node.module or "") if node.level == 0 else ".".join(p for p in (base, node.module) if p)
+                targets = [module] + [f"{module}.{alias.name}" for alias in node.names]
+            else:
+                continue
+            found |= {t for t in targets if t in modules and t != name}
+        graph[name] = found
+    return graph
+
+
+def test_serving_modules_import_each_other_without_cycles():
+    graph = _serving_imports()
+    done: set[str] = set()
+
+    def walk(module: str, path: list[str]) -> None:
+        if module in path:
+            raise AssertionError("import cycle: " + " -> ".join(path[path.index(module):] + [module]))
+        if module not in done:
+            for dependency in sorted(graph[module]):
+                walk(dependency, path + [module])
+            done.add(module)
+
+    for module in sorted(graph):
+        walk(module, [])
+
+
+def test_store_concerns_and_policy_import_one_way():
+    """serving.store: schema <- audit, dispatch <- intake, lifecycle, export <- the package (WarningStore); no
+    concern imports the façade or a sibling at its own level. The policy model never imports the evaluator."""
+    graph = _serving_imports()
+    allowed = {"schema": set(), "audit": {"schema"}, "dispatch": {"schema"}, "intake": {"schema", "audit", "dispatch"},
+               "lifecycle": {"schema", "audit", "dispatch"}, "export": {"schema", "audit", "dispatch"}}
+    concerns = {name.removeprefix("serving.store."): deps for name, deps in graph.items()
+                if name.startswith("serving.store.")}
+    assert set(concerns) == set(allowed), "a store module was added or removed: place it in the layers above"
+    for concern, deps in concerns.items():
+        store_deps = {d.removeprefix("serving.store.") for d in deps if d.startswith("serving.store")}
+        extra = sorted(store_deps - allowed[concern])
+        assert not extra, f"serving.store.{concern} imports {extra}"
+    assert "serving.rules" not in graph["serving.policy"]
+
+
 def test_features_import_neither_training_nor_serving():
     for path in (ROOT / "features").rglob("*.py"):
         source = path.read_text(encoding="utf-8")
