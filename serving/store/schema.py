@@ -1,7 +1,7 @@
 """The warning store's vocabulary: tables, the records read back from them, constants and small pure helpers.
 
-Everything here is data: the other store modules build on it, and it imports none of them, so the schema can be
-read (and the tables created) without pulling in intake, lifecycle or the audit chain.
+Everything here is data or a pure function of it: the other store modules build on it and it imports none of
+them, so what a warning, a silence or an audit entry is can be read in one place, apart from what is done to them.
 """
 from __future__ import annotations
 
