@@ -13,7 +13,8 @@ from typing import Any, Collection
 import pandas as pd
 
 from features.contracts import ORG_UNIT, validate
-from serving.rules import Decision, OwnerSpec, RiskInput
+from serving.policy import OwnerSpec
+from serving.rules import Decision, RiskInput
 
 
 class OrgChartError(ValueError):
