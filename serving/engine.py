@@ -18,7 +18,9 @@ import numpy as np
 import pandas as pd
 
 from features.contracts import INTERNAL_CHANNELS, POST_CHANNELS, TEXT_FUNCTIONS, ContractError
-from features.modelio import MODEL_NAMES, LoadedModel, ModelNotFound, load_champion
+from features.errors import LossguardError, NotFound, Unavailable, field_error
+from features.model_specs import MODEL_NAMES
+from features.modelio import LoadedModel, ModelNotFound, load_champion
 from features.settings import settings
 from serving import views
 from serving.auth import Principal
@@ -32,19 +34,6 @@ from serving.webhooks import WebhookDispatcher
 log = logging.getLogger("lossguard")
 
 ORG_TABLES = ("org_units", "employees", "snapshots", "posts", "complaints")
-
-
-class NotFound(LookupError):
-    """A warning, unit or employee the caller named does not exist, or lies outside the caller's scope."""
-
-
-class InputError(ValueError):
-    """A request the Engine refuses; `field` names the offending input."""
-
-    def __init__(self, field: str, message: str):
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 @dataclass
@@ -79,7 +68,7 @@ class Engine:
         folder = Path(settings.generated_dir)
         absent = [t for t in ORG_TABLES if not (folder / f"{t}.parquet").exists()]
         if absent:
-            raise FileNotFoundError(f"{folder} 中缺少 {absent}: 请先运行 `make data` (或 `lossguard data generate`)")
+            raise Unavailable(f"{folder} 中缺少 {absent}: 请先运行 `make data` (或 `lossguard data generate`)")
 
     @classmethod
     def from_settings(cls) -> "Engine":
@@ -230,7 +219,7 @@ class Engine:
         for i, event in enumerate(events):
             try:
                 prepared[i] = self._prepare(event)
-            except InputError as exc:
+            except LossguardError as exc:  # refused alone: the rest of the batch goes on
                 results[i] = exc
         scores = dict(zip(prepared, self.score_texts([e.text for e in prepared.values()]))) if prepared else {}
         spreads = self._spreads(prepared, scores, results)
@@ -272,7 +261,7 @@ class Engine:
             try:
                 spreads[i] = self.forecast_many([item])[0]
             except ContractError as exc:
-                results[i] = InputError("event.reposts", "; ".join(str(e) for e in exc.errors[:5]))
+                results[i] = field_error("event.reposts", "; ".join(str(e) for e in exc.errors[:5]))
         return spreads
 
     @staticmethod
@@ -320,7 +309,7 @@ class Engine:
         department = event.get("department_id")
         if department is not None:
             if department not in self.chart.units:
-                raise InputError("event.department_id", f"未知部门 {department!r}")
+                raise field_error("event.department_id", f"未知部门 {department!r}")
             return department
         employees = self.chart.employees or {}
         person = employees.get(event.get("employee_id") or "")
@@ -373,7 +362,7 @@ class Engine:
         elif action == "assign":
             assignee = payload["assignee"]
             if self.chart.employees is not None and assignee not in self.chart.employees:
-                raise InputError("assignee", f"员工 {assignee!r} 不在员工名单中")
+                raise field_error("assignee", f"员工 {assignee!r} 不在员工名单中")
             record = self.store.assign(warning_id, actor, assignee)
         else:
             record = self.store.resolve(warning_id, actor, payload["outcome"], payload.get("actual_spread"),

@@ -1,22 +1,47 @@
 """Error replies in one shape, whoever raised them: {error, detail: [{field, message}]}, in Chinese.
 
-Pydantic's errors (from BentoML's APIs and FastAPI's routes alike) become 422 naming every field (413 for an
-oversized batch); the Engine's and the contracts' refusals become 422 naming their field; BentoML's own error
-replies are reshaped by the middleware with `_reshape`.
+Library code raises the project's error kinds (features/errors.py); `error_body` is the one place a kind becomes
+an HTTP status: input 422, not found 404, conflict 409, unavailable 503. Pydantic's errors (from BentoML's APIs
+and FastAPI's routes alike) become 422 naming every field (413 for an oversized batch). FastAPI routes reach
+`error_body` through an exception handler; BentoML's APIs answer any BentoMLException as `[{"error": str(exc)}]`
+with its status, so `ApiError` carries our body inside that text and the error-shape middleware unpacks it
+(`_reshape`), giving both kinds of route the same reply.
 """
 import json
 import re
 from http import HTTPStatus
-from typing import Any, Optional
 
 from bentoml.exceptions import BentoMLException
 from fastapi.responses import JSONResponse
 
-from features.contracts import ContractError
+from features.errors import Conflict, InputError, LossguardError, NotFound, Unavailable
+
+STATUS: tuple[tuple[type[LossguardError], HTTPStatus], ...] = (
+    (InputError, HTTPStatus.UNPROCESSABLE_ENTITY), (NotFound, HTTPStatus.NOT_FOUND), (Conflict, HTTPStatus.CONFLICT),
+    (Unavailable, HTTPStatus.SERVICE_UNAVAILABLE), (LossguardError, HTTPStatus.INTERNAL_SERVER_ERROR),
+)
+_CARRIED = "lossguard_error"  # the key ApiError's text is wrapped in, so _reshape knows it is ours
 
 
-class UnprocessableInput(BentoMLException):
-    error_code = HTTPStatus.UNPROCESSABLE_ENTITY
+def error_body(error: LossguardError) -> tuple[int, dict]:
+    """(status, {error, detail}) for any LossguardError: every problem it knows, each naming its field."""
+    status = next(code for kind, code in STATUS if isinstance(error, kind))
+    detail = [{"field": _dotted(str(d.get("field") or "body")), "message": str(d.get("message", ""))}
+              | ({"row": d["row"]} if d.get("row") is not None else {}) for d in error.details]
+    return int(status), {"error": error.message, "detail": detail or [{"field": "body", "message": error.message}]}
+
+
+def json_error(error: LossguardError) -> JSONResponse:
+    status, body = error_body(error)
+    return JSONResponse(body, status_code=status)
+
+
+class ApiError(BentoMLException):
+    """A LossguardError leaving a BentoML API: the status from `error_body`, the body carried in the text."""
+
+    def __init__(self, error: LossguardError):
+        status, body = error_body(error)
+        super().__init__(json.dumps({_CARRIED: body}, ensure_ascii=False), error_code=HTTPStatus(status))
 
 
 _ERROR_ZH = {
@@ -60,20 +85,6 @@ def _validation_body(errors: list[dict]) -> tuple[int, dict]:
     return int(status), {"error": f"{prefix}: {shown}{more}", "detail": detail}
 
 
-def _error(status: int, message: str, field: Optional[str] = None) -> JSONResponse:
-    body: dict[str, Any] = {"error": message}
-    if field:
-        body["detail"] = [{"field": field, "message": message}]
-    return JSONResponse(body, status_code=status)
-
-
-def _refusal(exc: Exception) -> JSONResponse:
-    """422 for input only the Engine or a contract could refuse, naming the field."""
-    if isinstance(exc, ContractError):
-        return _error(422, "; ".join(str(e) for e in exc.errors[:5]), exc.errors[0].field if exc.errors else None)
-    return _error(422, str(exc), getattr(exc, "field", None))
-
-
 def _reshape(status: int, raw: bytes) -> tuple[int, dict]:
     try:
         body = json.loads(raw or b"{}")
@@ -81,6 +92,8 @@ def _reshape(status: int, raw: bytes) -> tuple[int, dict]:
         return status, {"error": raw.decode("utf-8", "replace")[:500] or HTTPStatus(status).phrase}
     if isinstance(body, list) and body and isinstance(body[0], dict):
         body = body[0]
+    if isinstance(body, dict) and isinstance(body.get("error"), str) and body["error"].startswith(f'{{"{_CARRIED}"'):
+        return status, json.loads(body["error"])[_CARRIED]  # an ApiError: our body, as error_body made it
     if status == 400 and isinstance(body, dict) and isinstance(body.get("detail"), list):
         return _validation_body(body["detail"])
     if status == 503:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import yaml
 
+from features.errors import InputError
 from features.contracts import (
     COMPLAINT_CHANNELS,
     CORPUS_CHANNELS,
@@ -46,7 +47,7 @@ def grade_rank(grade: str | None) -> int:
     return -1 if grade is None else GRADES.index(grade)
 
 
-class PolicyError(ValueError):
+class PolicyError(InputError):
     """The policy file is invalid; the message starts with the offending key path."""
 
 

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Mapping
 
+from features.errors import InputError
 from features.contracts import LOSS_TYPE_ZH, LOSS_TYPES, SENTIMENTS, TEXT_FUNCTIONS
 from serving.policy import (
     DEFAULT_POLICY_PATH,
@@ -53,7 +54,7 @@ __all__ = [
 SENTIMENT_ZH = {"neg": "负面", "neu": "中性", "pos": "正面"}
 
 
-class RiskInputError(ValueError):
+class RiskInputError(InputError):
     """A RiskInput field is malformed; the message names the field."""
 
 

@@ -28,7 +28,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from features.contracts import INTERNAL_CHANNELS, LOSS_TYPES, ContractError
+from features.contracts import INTERNAL_CHANNELS, LOSS_TYPES
+from features.errors import InputError, LossguardError
 from features.settings import settings
 from serving.api_models import (
     JSON,
@@ -49,12 +50,11 @@ from serving.api_models import (
 )
 from serving.auth import Principal
 from serving.batching import Batcher
-from serving.engine import Engine, InputError, NotFound
-from serving.http_errors import UnprocessableInput, _dotted, _error, _refusal, _validation_body
+from serving.engine import Engine
+from serving.http_errors import ApiError, json_error, _validation_body
 from serving.middleware import AuthMiddleware, ErrorShapeMiddleware, set_model_versions
 from serving.policy import GRADES
-from serving.rules import RiskInputError
-from serving.store import STATUSES, IllegalTransition, StoreError
+from serving.store import STATUSES
 
 log = logging.getLogger("lossguard")
 
@@ -77,6 +77,11 @@ web.mount("/review/static", StaticFiles(directory=STATIC), name="review-static")
 async def _fastapi_validation(_: Request, exc: RequestValidationError) -> JSONResponse:
     status, body = _validation_body(list(exc.errors()))
     return JSONResponse(body, status_code=status)
+
+
+@web.exception_handler(LossguardError)
+async def _refused(_: Request, exc: LossguardError) -> JSONResponse:
+    return json_error(exc)
 
 
 def _principal(request: Request) -> Principal:
@@ -145,8 +150,8 @@ class Lossguard:
         """Attrition propensity within the horizon, band and top drivers for each employee record."""
         try:
             return self.engine.score_employees([e.model_dump() for e in employees])
-        except ContractError as exc:  # the per-record checks above make this a server-side inconsistency
-            raise UnprocessableInput(str(exc)) from None
+        except LossguardError as exc:
+            raise ApiError(exc) from None
 
     @bentoml.api
     def spread(self, post: PostIn, reposts: Reposts = []) -> SpreadOut:  # noqa: B006 - BentoML reads the default
@@ -154,7 +159,7 @@ class Lossguard:
         try:
             _reposts_in_past(reposts, post.created_at, "reposts")
         except ValueError as exc:
-            return _error(422, str(exc), _dotted(str(exc).partition(": ")[0]))
+            raise ApiError(InputError(str(exc))) from None
         data = post.model_dump()
         data["post_id"] = data.get("post_id") or "request"
         if data.get("internal") is None:
@@ -163,15 +168,15 @@ class Lossguard:
         try:
             return SpreadOut(**self.engine.forecast(data, [r.model_dump() for r in reposts],
                                                     scores["scores"]["neg"], scores["loss_type"]))
-        except ContractError as exc:
-            return _refusal(exc)
+        except LossguardError as exc:
+            raise ApiError(exc) from None
 
     @bentoml.api
     async def assess(self, event: EventIn) -> AssessOut:
         """One post or complaint end to end: predictions, then a graded warning with owners and deadline (or null)."""
         result = await self._assessor.submit(event.model_dump())
-        if isinstance(result, (InputError, ContractError, RiskInputError, StoreError)):
-            return _refusal(result)
+        if isinstance(result, LossguardError):
+            raise ApiError(result)
         if isinstance(result, Exception):
             raise result
         if ASSESSED is not None:
@@ -209,10 +214,7 @@ class Lossguard:
     @web.get("/warnings/{warning_id}")
     def warning(self, warning_id: WarningId, request: Request):
         """One warning with its audit trail (流程留痕); 404 also when it lies outside the caller's scope."""
-        try:
-            return self.engine.get_warning(warning_id, _principal(request))
-        except NotFound as exc:
-            return _error(404, str(exc))
+        return self.engine.get_warning(warning_id, _principal(request))
 
     @web.post("/warnings/{warning_id}/ack")
     def ack(self, warning_id: WarningId, request: Request):
@@ -227,24 +229,13 @@ class Lossguard:
         return self._transition(warning_id, "resolve", request, **body.model_dump())
 
     def _transition(self, warning_id: int, action: str, request: Request, **payload):
-        try:
-            return self.engine.transition(warning_id, action, _principal(request), **payload)
-        except NotFound as exc:
-            return _error(404, str(exc))
-        except IllegalTransition as exc:
-            return _error(409, str(exc))
-        except InputError as exc:
-            return _error(422, str(exc), exc.field)
-        except StoreError as exc:
-            return _error(422, str(exc))
+        """Refusals (unknown warning 404, illegal transition 409, bad field 422) come back through `_refused`."""
+        return self.engine.transition(warning_id, action, _principal(request), **payload)
 
     @web.get("/teams/{unit_id}/risk")
     def team_risk(self, unit_id: UnitId, request: Request):
         """Attrition risk of a unit and everything below it; pay and performance masked by role."""
-        try:
-            return self.engine.team_risk(unit_id, _principal(request))
-        except NotFound as exc:
-            return _error(404, str(exc))
+        return self.engine.team_risk(unit_id, _principal(request))
 
     # ---- the review page (static; it talks to the JSON API above with the user's key) -----------------------
     @web.get("/review", include_in_schema=False)

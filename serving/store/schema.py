@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from features.contracts import LOSS_TYPES, SENTIMENTS, TEXT_FUNCTIONS
+from features.errors import Conflict, InputError, NotFound
 from serving.policy import GRADE_LEVEL, GRADE_ZH
 
 STATUSES = ("open", "acknowledged", "assigned", "resolved")
@@ -28,15 +29,15 @@ SYSTEM_ACTOR = "system"
 _UNAUDITED = ("last_notified_at", "notify_count")
 
 
-class StoreError(ValueError):
+class StoreError(InputError):
     """A request the store refuses (bad field, unknown id, illegal transition); nothing was written."""
 
 
-class WarningNotFound(StoreError):
+class WarningNotFound(NotFound):
     pass
 
 
-class IllegalTransition(StoreError):
+class IllegalTransition(Conflict):
     pass
 
 

@@ -13,7 +13,8 @@ from features.contracts import ContractError, RowError
 from features.keywords import KeywordLibrary
 from features.modelio import LoadedModel
 from serving.auth import Principal
-from serving.engine import Engine, InputError, NotFound
+from features.errors import InputError, NotFound
+from serving.engine import Engine
 from serving.owners import OrgChart
 from serving.rules import Policy
 from serving.store import WarningStore
