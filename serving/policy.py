@@ -137,7 +137,8 @@ class Rule:
 
 @dataclass(frozen=True)
 class OwnerSpec:
-    """A functional owner: the head of a unit with this org function (preferring a name containing `name_contains`).
+    """A functional owner from the policy's `owners` catalog (routes name them, as Alertmanager routes name
+    receivers): the head of a unit with this org function (preferring a name containing `name_contains`).
 
     scope "department": the top-most unit of that function above the linked unit (市场部, not its 内容组);
     scope "team": the nearest one (客服主管 is the agent's own supervisor).
@@ -147,6 +148,7 @@ class OwnerSpec:
     title: str
     name_contains: str | None = None
     scope: str = "department"
+    name: str = ""  # its key in the catalog
 
 
 @dataclass(frozen=True)
@@ -193,6 +195,7 @@ class Policy:
     playbook: tuple[PlaybookEntry, ...]
     webhooks: Mapping[str, str]
     sources: tuple[str, ...] = ()
+    owners: Mapping[str, OwnerSpec] = field(default_factory=dict)  # the catalog routes refer to by name
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> "Policy":
@@ -365,10 +368,11 @@ def _parse_rules(value: Any) -> tuple[Rule, ...]:
     return tuple(rules)
 
 
-def _parse_owners(value: Any, path: str) -> tuple[OwnerSpec, ...]:
-    owners = []
-    for index, item in enumerate(_list(value, path)):
-        where = f"{path}[{index}]"
+def _parse_owner_catalog(value: Any) -> dict[str, OwnerSpec]:
+    """`owners: {name: {function, title[, name_contains, scope]}}`: each owner defined once."""
+    catalog = {}
+    for name, item in _mapping(value, "owners").items():
+        where = f"owners.{name}"
         raw = _mapping(item, where, ("function", "title", "name_contains", "scope"), ("function", "title"))
         if raw["function"] not in FUNCTIONS:
             raise _fail(f"{where}.function", f"取值 {raw['function']!r} 不在允许范围 {list(FUNCTIONS)}")
@@ -378,7 +382,20 @@ def _parse_owners(value: Any, path: str) -> tuple[OwnerSpec, ...]:
         scope = raw.get("scope", "department")
         if scope not in OWNER_SCOPES:
             raise _fail(f"{where}.scope", f"取值 {scope!r} 不在允许范围 {list(OWNER_SCOPES)}")
-        owners.append(OwnerSpec(raw["function"], _text(raw["title"], f"{where}.title"), name_contains, scope))
+        catalog[str(name)] = OwnerSpec(raw["function"], _text(raw["title"], f"{where}.title"), name_contains, scope,
+                                       str(name))
+    if not catalog:
+        raise _fail("owners", "至少需要一个负责人")
+    return catalog
+
+
+def _parse_owners(value: Any, path: str, catalog: Mapping[str, OwnerSpec]) -> tuple[OwnerSpec, ...]:
+    """A list of catalog names; anything else is refused naming the entry and the names known."""
+    owners = []
+    for index, name in enumerate(_list(value, path)):
+        if not isinstance(name, str) or name not in catalog:
+            raise _fail(f"{path}[{index}]", f"未定义的负责人 {name!r}; 负责人目录 owners 中有: {list(catalog)}")
+        owners.append(catalog[name])
     return tuple(owners)
 
 
@@ -389,8 +406,8 @@ def _parse_targets(value: Any, path: str, targets: Mapping[str, str]) -> dict[st
 
 def _parse_policy(data: Any, sources: tuple[str, ...]) -> Policy:
     top = _mapping(data, "", ("grades", "grouping", "inhibition", "fallback_loss_type", "channel_names",
-                                      "rules", "routing", "playbook", "webhooks"),
-                   ("grades", "rules", "routing"))
+                                      "rules", "owners", "routing", "playbook", "webhooks"),
+                   ("grades", "rules", "owners", "routing"))
 
     grades_raw = _mapping(top["grades"], "grades", GRADES, GRADES)
     grades = {}
@@ -427,8 +444,9 @@ def _parse_policy(data: Any, sources: tuple[str, ...]) -> Policy:
             raise _fail(f"webhooks.{name}.url", "应以 http:// 或 https:// 开头")
         webhooks[name] = url
 
+    catalog = _parse_owner_catalog(top["owners"])
     routing = _mapping(top["routing"], "routing", ("default_owners", "routes"), ("default_owners", "routes"))
-    default_owners = _parse_owners(routing["default_owners"], "routing.default_owners")
+    default_owners = _parse_owners(routing["default_owners"], "routing.default_owners", catalog)
     if not default_owners:
         raise _fail("routing.default_owners", "至少需要一个负责人")
     routes = []
@@ -440,7 +458,7 @@ def _parse_policy(data: Any, sources: tuple[str, ...]) -> Policy:
             raise _fail(f"{path}.continue", "应为 true 或 false")
         routes.append(Route(
             _text(raw["name"], f"{path}.name"), _parse_match(raw["match"], f"{path}.match"),
-            _parse_owners(raw.get("owners", []), f"{path}.owners"),
+            _parse_owners(raw.get("owners", []), f"{path}.owners", catalog),
             _parse_targets(raw.get("webhooks", {}), f"{path}.webhooks", webhooks), cont,
         ))
 
@@ -477,4 +495,5 @@ def _parse_policy(data: Any, sources: tuple[str, ...]) -> Policy:
         playbook=tuple(playbook),
         webhooks=webhooks,
         sources=sources,
+        owners=catalog,
     )
