@@ -11,21 +11,17 @@ from __future__ import annotations
 import copy
 import math
 import numbers
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from features.contracts import COMPLAINT_CHANNELS, CORPUS_CHANNELS, FUNCTIONS, LOSS_TYPES, TEXT_FUNCTIONS
 from features.errors import InputError
-from features.contracts import (
-    COMPLAINT_CHANNELS,
-    CORPUS_CHANNELS,
-    FUNCTIONS,
-    LOSS_TYPES,
-    TEXT_FUNCTIONS,
-)
 from features.settings import settings
+from serving.monitoring.config import MONITORING_SIGNALS, MonitoringConfig, parse_monitoring
 
 if TYPE_CHECKING:  # annotations only: at run time the policy never imports the evaluator
     from serving.rules import RiskInput
@@ -33,7 +29,7 @@ if TYPE_CHECKING:  # annotations only: at run time the policy never imports the 
 GRADES = ("blue", "yellow", "orange", "red")  # ascending severity
 GRADE_ZH = {"blue": "蓝", "yellow": "黄", "orange": "橙", "red": "红"}
 GRADE_LEVEL = {"blue": "IV", "yellow": "III", "orange": "II", "red": "I"}
-EVENT_KINDS = ("post", "complaint", "team")
+EVENT_KINDS = ("post", "complaint", "team", "trend")  # trend: a volume spike (serving.monitoring)
 KEYWORD_CATEGORIES = ("company", "value", "sensitive")
 OWNER_SCOPES = ("department", "team")
 WEBHOOK_EVENTS = ("opened", "updated", "reminded", "escalated", "acknowledged", "assigned", "resolved")
@@ -91,6 +87,7 @@ SIGNALS: dict[str, Signal] = {
     "high_risk_key_employees": Signal("高离职风险关键员工数", lambda r: r.high_risk_key_employees, 0.0),
     "team_expected_leavers": Signal("团队预计离职人数", lambda r: r.team_expected_leavers, 0.0),
 }
+SIGNALS.update({name: Signal(*spec) for name, spec in MONITORING_SIGNALS.items()})  # spikes, complaint clusters
 
 
 @dataclass(frozen=True)
@@ -196,9 +193,10 @@ class Policy:
     webhooks: Mapping[str, str]
     sources: tuple[str, ...] = ()
     owners: Mapping[str, OwnerSpec] = field(default_factory=dict)  # the catalog routes refer to by name
+    monitoring: MonitoringConfig = MonitoringConfig()  # series, spikes, complaint clusters, effects
 
     @classmethod
-    def load(cls, path: str | Path | None = None) -> "Policy":
+    def load(cls, path: str | Path | None = None) -> Policy:
         """Shipped default, with the tenant file (path, else settings.policy_path) merged over it."""
         data = _read_yaml(DEFAULT_POLICY_PATH)
         sources = [str(DEFAULT_POLICY_PATH)]
@@ -209,7 +207,7 @@ class Policy:
         return cls.from_dict(data, sources=tuple(sources))
 
     @classmethod
-    def from_dict(cls, data: Any, *, sources: tuple[str, ...] = ()) -> "Policy":
+    def from_dict(cls, data: Any, *, sources: tuple[str, ...] = ()) -> Policy:
         return _parse_policy(data, sources)
 
 
@@ -406,7 +404,7 @@ def _parse_targets(value: Any, path: str, targets: Mapping[str, str]) -> dict[st
 
 def _parse_policy(data: Any, sources: tuple[str, ...]) -> Policy:
     top = _mapping(data, "", ("grades", "grouping", "inhibition", "fallback_loss_type", "channel_names",
-                                      "rules", "owners", "routing", "playbook", "webhooks"),
+                                      "rules", "owners", "routing", "playbook", "webhooks", "monitoring"),
                    ("grades", "rules", "owners", "routing"))
 
     grades_raw = _mapping(top["grades"], "grades", GRADES, GRADES)
@@ -416,7 +414,7 @@ def _parse_policy(data: Any, sources: tuple[str, ...]) -> Policy:
                         ("deadline_hours", "renotify_minutes"))
         grades[grade] = GradeSpec(_positive(spec["deadline_hours"], f"grades.{grade}.deadline_hours"),
                                   _positive(spec["renotify_minutes"], f"grades.{grade}.renotify_minutes"))
-    for lower, higher in zip(GRADES, GRADES[1:]):
+    for lower, higher in zip(GRADES, GRADES[1:], strict=False):
         if grades[higher].deadline_hours > grades[lower].deadline_hours:
             raise _fail(f"grades.{higher}.deadline_hours", f"不应长于更低等级 {lower} 的处理时限")
 
@@ -496,4 +494,5 @@ def _parse_policy(data: Any, sources: tuple[str, ...]) -> Policy:
         webhooks=webhooks,
         sources=sources,
         owners=catalog,
+        monitoring=parse_monitoring(top.get("monitoring", {}), _fail, EVENT_KINDS),
     )

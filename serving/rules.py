@@ -9,12 +9,13 @@ grade events need both, and imports written before the split keep working.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any
 
-from features.errors import InputError
 from features.contracts import LOSS_TYPE_ZH, LOSS_TYPES, SENTIMENTS, TEXT_FUNCTIONS
+from features.errors import InputError
 from serving.policy import (
     DEFAULT_POLICY_PATH,
     EVENT_KINDS,
@@ -81,6 +82,9 @@ class RiskInput:
     regions: int | None = None
     high_risk_key_employees: int = 0
     team_expected_leavers: float | None = None
+    # A trend (spike) or clustered complaint: ratio, excess, negative_share, reach, cluster_size and what the
+    # reasons quote (baseline, window, examples); the monitoring signals read it (serving.monitoring.config).
+    monitoring: dict | None = None
 
     def __post_init__(self) -> None:
         """Check every field and normalise numbers (numpy scalars from pandas) to plain Python ones."""
@@ -123,6 +127,14 @@ class RiskInput:
             hits.append({**hit, "severity": int(hit["severity"]),
                          **{k: int(hit[k]) for k in ("start", "end") if _is_number(hit.get(k))}})
         self.keyword_hits = hits
+        if self.monitoring is not None:
+            if not isinstance(self.monitoring, Mapping):
+                fail("monitoring", "应为字典")
+            for name in ("ratio", "excess", "negative_share", "reach", "cluster_size"):
+                value = self.monitoring.get(name)
+                if value is not None and (not _is_number(value) or value < 0):
+                    fail(f"monitoring.{name}", f"应为非负数或空, 实为 {value!r}")
+            self.monitoring = {k: float(v) if _is_number(v) else v for k, v in self.monitoring.items()}
 
 
 def _fmt(value: float) -> str:
@@ -131,7 +143,7 @@ def _fmt(value: float) -> str:
     return f"{value:,.2f}"
 
 
-def _channel_zh(risk: RiskInput, policy: "Policy") -> str:
+def _channel_zh(risk: RiskInput, policy: Policy) -> str:
     return policy.channel_names.get(risk.channel, risk.channel or "未知渠道")
 
 

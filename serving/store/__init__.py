@@ -13,13 +13,15 @@ chain linear and makes concurrent writers lose nothing. SQLAlchemy Core only, so
 
 One concern per module, as Alertmanager splits them: `schema` (tables, records, constants), `audit` (the hash
 chain and the serialised write transaction), `intake` (grouping, inhibition, silences), `lifecycle` (ack, assign,
-resolve, escalation, reminders), `export` (feedback for retraining), `dispatch` (webhooks). `WarningStore` here
-composes them and stays the one entry point; the names callers import from `serving.store` are re-exported.
-Imports run one way: schema <- audit, dispatch <- intake, lifecycle, export <- this module.
+resolve, escalation, reminders), `export` (feedback for retraining), `dispatch` (webhooks), `series` (counts
+per time bucket and complaint clusters: what monitoring reads). `WarningStore` here composes them and stays the
+one entry point; the names callers import from `serving.store` are re-exported.
+Imports run one way: schema <- audit, dispatch <- intake, lifecycle, export <- this module; series <- schema.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -55,6 +57,7 @@ from serving.store.schema import (
     silences_table,
     warnings_table,
 )
+from serving.store.series import SeriesStore, clusters_table, series_table
 from serving.webhooks import WebhookDispatcher
 
 __all__ = [
@@ -64,10 +67,11 @@ __all__ = [
     "AuditEntry", "AuditReport", "Escalation", "SilenceRecord", "UpsertResult", "WarningRecord",
     "IllegalTransition", "StoreError", "WarningNotFound",
     "audit_head_table", "audit_table", "metadata", "silences_table", "warnings_table", "_entry_hash",
+    "clusters_table", "series_table",
 ]
 
 
-class WarningStore(Intake, Lifecycle, FeedbackExport, AuditLog, WebhookDispatch):
+class WarningStore(Intake, Lifecycle, FeedbackExport, AuditLog, WebhookDispatch, SeriesStore):
     """Warnings, silences and the audit chain in one database; safe to share across threads and processes.
 
     The concerns are mixins (see the module docstring); this class owns what they share: the engine, the policy,

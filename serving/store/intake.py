@@ -7,9 +7,10 @@ notifying are decided before the row is written, so each event is one write and 
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import fields
 from datetime import datetime, timedelta
-from typing import Any, Iterable
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -90,7 +91,7 @@ class Intake:
                 .order_by(silences_table.c.id)).mappings()]
             return [self._file(chain, decision, risk, owners, now, silences) for decision, risk, owners in items]
 
-    def _file(self, chain: "_Chain", decision: Decision, risk: RiskInput, owners: Owners | None, now: datetime,
+    def _file(self, chain: _Chain, decision: Decision, risk: RiskInput, owners: Owners | None, now: datetime,
               silences: list[SilenceRecord]) -> UpsertResult:
         """Group or open, mute, decide whether to notify, then write the row once and chain its audit entry. The
         state after is composed from what is written (JSON as it reads back), not read again."""
@@ -98,7 +99,8 @@ class Intake:
         risk_state = _as_stored({f.name: _jsonable(getattr(risk, f.name)) for f in fields(risk)})
         decision_state = _as_stored(decision.as_dict())
         owners_state = _as_stored(owners.as_dict()) if owners is not None else None
-        window_start = now - timedelta(minutes=policy.grouping_window_minutes)
+        window = policy.monitoring.grouping_minutes.get(risk.event_kind, policy.grouping_window_minutes)
+        window_start = now - timedelta(minutes=window)
         current = conn.execute(
             sa.select(table).where(table.c.subject == risk.subject, table.c.status != "resolved",
                                    table.c.last_event_at >= window_start)
@@ -167,12 +169,13 @@ class Intake:
         if query is None:  # built once per shape, values bound per call: building a select costs more than running it
             table = warnings_table
             query = sa.select(table.c.id).where(table.c.status != "resolved", table.c.grade.in_(sources))
-            for name, absent in zip(policy.inhibit_equal, missing):
+            for name, absent in zip(policy.inhibit_equal, missing, strict=True):
                 query = query.where(table.c[name].is_(None) if absent else table.c[name] == sa.bindparam(f"eq_{name}"))
             if warning_id is not None:
                 query = query.where(table.c.id != sa.bindparam("self_id"))
             query = self._inhibit_queries[shape] = query.order_by(table.c.id).limit(1)
-        values = {f"eq_{name}": row[name] for name, absent in zip(policy.inhibit_equal, missing) if not absent}
+        values = {f"eq_{name}": row[name]
+                  for name, absent in zip(policy.inhibit_equal, missing, strict=True) if not absent}
         if warning_id is not None:
             values["self_id"] = warning_id
         source = conn.execute(query, values).scalar()

@@ -1,0 +1,224 @@
+"""Monitor: what the Engine calls for monitoring over time. Counts in, spikes and clusters out, as warnings.
+
+- `record`: every scored post and complaint (from /assess or a batch import) is folded into counts per bucket
+  and key; the fold happens in the caller's thread, the write in a background writer that merges whatever has
+  queued into one upsert, so an /assess batch pays for a dict update, not a database round trip.
+- `assign_clusters` / `clustered`: complaints join open clusters of their department; a clustered complaint's
+  subject is its cluster, so the store's grouping files one warning per cluster, and its count is a signal.
+- `scan`: on a timer, the latest closed bucket of every department is tested against its seasonal baseline
+  (serving.monitoring.spikes); a spike becomes an event of kind `trend`, graded by the same rules, owned through
+  the same routes, grouped into one open warning per series, audited like any warning.
+- `replay`: the same scan over a past period (after a batch import), filing what the live scan would have.
+
+Departments are rolled up to the org chart's level-2 unit (a team's posts count for its department), the unit
+a manager is scoped to and owners are found from.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+import numpy as np
+
+from features.contracts import INTERNAL_CHANNELS, TEXT_FUNCTIONS
+from serving.monitoring.clusters import Cluster, Complaint, assign
+from serving.monitoring.config import MonitoringConfig
+from serving.monitoring.series import SeriesEvent, bucket_start, dense, fold, keyword_category
+from serving.monitoring.spikes import bucket_of_week, scan
+from serving.owners import OrgChart, resolve_owners
+from serving.policy import Policy
+from serving.rules import RiskInput, evaluate
+from serving.store import UpsertResult, WarningStore
+from serving.store.schema import _utc
+
+log = logging.getLogger("lossguard")
+SCAN_CURSOR = "trend_scan"
+
+
+class SeriesWriter:
+    """Queues folded rows and writes them from one thread, merging what queued meanwhile into one statement."""
+
+    def __init__(self, store: WarningStore, background: bool = True):
+        self.store, self.background = store, background
+        self._queue: queue.Queue = queue.Queue()
+        self._idle = threading.Event()
+        self._idle.set()
+        if background:
+            threading.Thread(target=self._run, name="series-writer", daemon=True).start()
+
+    def submit(self, rows: list[dict]) -> None:
+        if not rows:
+            return
+        if not self.background:
+            self.store.add_counts(rows)
+            return
+        self._idle.clear()
+        self._queue.put(rows)
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until everything submitted so far is written (tests, shutdown, before a scan)."""
+        return self._idle.wait(timeout)
+
+    def _run(self) -> None:
+        while True:
+            rows = list(self._queue.get())
+            while not self._queue.empty():
+                rows += self._queue.get_nowait()
+            merged: dict[tuple, dict] = {}
+            for row in rows:
+                key = tuple(row[k] for k in ("bucket_start", "department_id", "channel", "loss_type",
+                                             "keyword_category", "kind"))
+                if key in merged:
+                    for name in ("total", "negative", "neg_reach"):
+                        merged[key][name] += row[name]
+                else:
+                    merged[key] = dict(row)
+            try:
+                self.store.add_counts(list(merged.values()))
+            except Exception:  # noqa: BLE001 - counts are kept for the next attempt, the service goes on
+                log.exception("series write failed; retrying with the next batch")
+                self._queue.put(list(merged.values()))
+                threading.Event().wait(1.0)
+            if self._queue.empty():
+                self._idle.set()
+
+
+class Monitor:
+    def __init__(self, store: WarningStore, policy: Policy, chart: OrgChart, *, vectorize=None,
+                 background: bool = True):
+        self.store, self.policy, self.chart, self.vectorize = store, policy, chart, vectorize
+        self.writer = SeriesWriter(store, background)
+        self.department = {unit_id: self._level2(unit_id) for unit_id in chart.units}
+
+    @property
+    def config(self) -> MonitoringConfig:
+        return self.policy.monitoring
+
+    def _level2(self, unit_id: str) -> str:
+        chain = self.chart.ancestors(unit_id)
+        return next((u.unit_id for u in chain if u.level == 2), chain[0].unit_id)
+
+    def rollup(self, unit_id: str | None) -> str:
+        return self.department.get(unit_id or "", unit_id or "")
+
+    # ---- intake ------------------------------------------------------------------------------------------
+    def record(self, events: list, scores: list[dict], reach: list[int] | None = None) -> None:
+        """Fold scored events (objects with kind, channel, created, department_id, author_followers) into counts."""
+        if not self.config.enabled or not events:
+            return
+        reach = reach or [int(getattr(e, "author_followers", 0) or 0) for e in events]
+        rows = fold((SeriesEvent(e.created, e.department_id, e.channel, s["loss_type"],
+                                 keyword_category(s["keyword_hits"]), e.kind, s["label"] == "neg", r)
+                     for e, s, r in zip(events, scores, reach, strict=True)), self.config.bucket_minutes)
+        self.writer.submit(rows)
+
+    def assign_clusters(self, complaints: dict[int, Complaint]) -> dict[int, Cluster]:
+        """The cluster of each complaint (by the caller's index); nothing when clustering has no vectorizer."""
+        if not self.config.enabled or not complaints or self.vectorize is None:
+            return {}
+        keys = list(complaints)
+        items = [complaints[k] for k in keys]
+        since = min(c.at for c in items) - timedelta(hours=self.config.clusters.window_hours)
+        chosen = self.store.match_clusters(
+            {c.department_id or "" for c in items}, since,
+            lambda open_clusters: assign(items, open_clusters, self.vectorize, self.config.clusters))
+        return dict(zip(keys, chosen, strict=True))
+
+    @staticmethod
+    def clustered(risk: RiskInput, cluster: Cluster) -> RiskInput:
+        """The complaint filed under its cluster: one subject (one warning), the count and examples attached."""
+        return replace(risk, subject=f"cluster:{cluster.id}", monitoring={
+            "cluster_id": cluster.id, "cluster_size": cluster.size, "first_at": cluster.first_at.isoformat(),
+            "examples": [e["text"] for e in cluster.examples]})
+
+    # ---- spikes ------------------------------------------------------------------------------------------
+    def scan(self, now: datetime | None = None, *, force: bool = False) -> list[UpsertResult]:
+        """Test the latest closed bucket of every department that had posts lately; file spikes as trend events.
+        Several workers call this on a timer: the one that advances the scan cursor scans (unless `force`)."""
+        if not self.config.enabled:
+            return []
+        minutes = self.config.bucket_minutes
+        end = bucket_start(_utc(now), minutes)
+        if not force and not self.store.claim_scan(SCAN_CURSOR, end):
+            return []
+        self.writer.flush()
+        return self._detect(end - timedelta(minutes=minutes), end)
+
+    def replay(self, start: datetime, end: datetime) -> list[UpsertResult]:
+        """Scan every bucket in [start, end) as the live scan would have, filing in time order."""
+        minutes = self.config.bucket_minutes
+        return self._detect(bucket_start(_utc(start), minutes), bucket_start(_utc(end), minutes))
+
+    def _detect(self, first: datetime, end: datetime) -> list[UpsertResult]:
+        config, minutes = self.config.spikes, self.config.bucket_minutes
+        span = config.history_buckets + (config.level_hours + 1) * config.buckets_per_hour + config.guard_buckets
+        history = timedelta(minutes=minutes * span)
+        start = bucket_start(first - history, 60)
+        frame = self.store.series_frame(start, end, by=("department_id",))
+        if frame.empty:
+            return []
+        frame["department_id"] = frame["department_id"].map(self.rollup)
+        keys, negative = dense(frame, start, end, minutes, "department_id")
+        since = int((first - start) / timedelta(minutes=minutes))
+        found = []
+        for key, counts in zip(keys, negative, strict=True):
+            if not key or counts[since - max(config.windows):].sum() < config.min_count:
+                continue
+            result = scan(counts, config, bucket_of_week(start, minutes))
+            found += [(int(t), key, result) for t in np.flatnonzero(result.alarm[since:]) + since]
+        items = []
+        for t, key, result in sorted(found, key=lambda f: (f[0], f[1])):
+            at = start + timedelta(minutes=minutes * (t + 1))  # the bucket's end: when the scan can see it
+            items.append((at, self._trend(key, t, result, start, frame)))
+        filed = []
+        for at, (decision, risk, owners) in items:  # in time order, so grouping sees them as the live scan would
+            if decision is not None:
+                filed += self.store.upsert_many([(decision, risk, owners)], now=at)
+        return [f for f in filed if isinstance(f, UpsertResult)]
+
+    def _trend(self, department: str, t: int, result, start: datetime, frame):
+        """The trend event of one alarmed bucket: risk (what rose, by how much, against what), decision, owners."""
+        minutes = self.config.bucket_minutes
+        window = int(result.window[t])
+        window_start = start + timedelta(minutes=minutes * (t + 1 - window))
+        window_end = start + timedelta(minutes=minutes * (t + 1))
+        detail = self.store.series_frame(window_start, window_end, departments=self._units_of(department),
+                                         by=("channel", "loss_type"))
+        negative = detail[detail["negative"] > 0]
+        channel = negative.groupby("channel")["negative"].sum().idxmax() if len(negative) else "weibo"
+        loss = negative.groupby("loss_type")["negative"].sum() if len(negative) else None
+        loss_type = loss.drop("none", errors="ignore").idxmax() if loss is not None and len(loss.drop(
+            "none", errors="ignore")) else "none"
+        total, neg, reach = (int(detail[c].sum()) for c in ("total", "negative", "neg_reach"))
+        observed, expected = float(result.observed[t]), float(result.expected[t])
+        unit = self.chart.units.get(department)
+        name = unit.name if unit else department
+        weeks = int(result.weeks_used[t])
+        basis = (f"过去 {weeks} 周同一时段均值 {result.baseline[t]:.2f} 条/{minutes} 分钟，按近 "
+                 f"{self.config.spikes.level_hours} 小时水平校正 ×{result.level[t]:.2f}" if weeks else
+                 f"尚无完整一周的历史，按近 {self.config.spikes.level_hours} 小时的平均水平")
+        summary = (f"【声量异常】{name}最近 {window * minutes} 分钟负面内容 {observed:.0f} 条，基线 {expected:.1f} 条"
+                   f"（{basis}），为基线的 {observed / max(expected, 1e-9):.1f} 倍；窗口内负面占比 "
+                   f"{neg / max(total, 1):.0%}，作者粉丝合计 {reach:,}；显著性 p={result.p_value[t]:.1e}")
+        function = unit.function if unit and unit.function in TEXT_FUNCTIONS else "none"
+        risk = RiskInput(
+            subject=f"trend:{department}", event_kind="trend", text=summary, channel=channel,
+            internal=channel in INTERNAL_CHANNELS, created_at=window_end, department_id=department,
+            sentiment_label="neg", p_neg=round(neg / max(total, 1), 4), loss_type=loss_type, function=function,
+            monitoring={"ratio": round(observed / max(expected, 1e-9), 3), "excess": round(observed - expected, 2),
+                        "negative_share": round(neg / max(total, 1), 4), "reach": reach, "observed": observed,
+                        "expected": round(expected, 3), "window_minutes": window * minutes,
+                        "window_start": window_start.isoformat(), "window_end": window_end.isoformat(),
+                        "baseline_per_bucket": round(float(result.baseline[t]), 4), "weeks": weeks,
+                        "level": round(float(result.level[t]), 3), "p_value": float(result.p_value[t])})
+        decision = evaluate(risk, self.policy)
+        if decision is None:  # a tenant policy without trend rules: nothing to file
+            return None, risk, None
+        decision = replace(decision, reasons=(summary,) + decision.reasons)
+        return decision, risk, resolve_owners(decision, risk, self.chart)
+
+    def _units_of(self, department: str) -> list[str]:
+        return [u for u, d in self.department.items() if d == department] or [department]

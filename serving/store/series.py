@@ -1,0 +1,173 @@
+"""Series: counts of scored posts and complaints per time bucket, open complaint clusters, the scan cursor.
+
+Aggregates, not events: one row per bucket and key (department, channel, loss type, keyword category, kind)
+holding total and negative counts and the negative posts' audience. A batch of events is folded in memory into
+one row per key and written with one upsert statement (INSERT ... ON CONFLICT DO UPDATE adds to the row), so the
+/assess hot path pays one short write per batch, never one per event. Nothing here is audited: counts are not
+decisions (the warnings they lead to are, in the audit chain), and rows older than the retention are deleted.
+
+Complaint clusters live here too (the open ones are read, matched and written back in one write transaction, so
+two workers cannot both open a cluster for one complaint), and so does the monitor's scan cursor: several
+workers run the spike scan on a timer, the one that advances the cursor for a bucket scans it.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from serving.db import write_connection
+from serving.monitoring.clusters import Cluster
+from serving.store.schema import StoreError, _utc, metadata
+
+SERIES_KEY = ("bucket_start", "department_id", "channel", "loss_type", "keyword_category", "kind")
+SERIES_VALUES = ("total", "negative", "neg_reach")
+CLUSTER_LOCK = 0x4C47_434C  # "LGCL": PostgreSQL advisory lock held while clusters are matched
+
+series_table = sa.Table(
+    "series_counts", metadata,
+    sa.Column("bucket_start", sa.DateTime, primary_key=True),
+    sa.Column("department_id", sa.String(64), primary_key=True),  # "" when the event names none
+    sa.Column("channel", sa.String(32), primary_key=True),
+    sa.Column("loss_type", sa.String(16), primary_key=True),
+    sa.Column("keyword_category", sa.String(16), primary_key=True),  # the most severe hit's category, or none
+    sa.Column("kind", sa.String(16), primary_key=True),  # post | complaint
+    sa.Column("total", sa.BigInteger, nullable=False),
+    sa.Column("negative", sa.BigInteger, nullable=False),
+    sa.Column("neg_reach", sa.BigInteger, nullable=False),
+    sa.Index("ix_series_department_bucket", "department_id", "bucket_start"),
+)
+
+clusters_table = sa.Table(
+    "complaint_clusters", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("department_id", sa.String(64), nullable=False),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("first_at", sa.DateTime, nullable=False),
+    sa.Column("last_at", sa.DateTime, nullable=False),
+    sa.Column("examples", sa.JSON, nullable=False),
+    sa.Index("ix_clusters_department_last", "department_id", "last_at"),
+)
+
+monitor_state_table = sa.Table(
+    "monitor_state", metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("at", sa.DateTime, nullable=False),
+)
+
+
+class SeriesStore:
+    """A mixin of WarningStore: it expects `self.engine`."""
+
+    def _upsert(self):
+        dialect = self.engine.dialect.name
+        insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}.get(dialect)
+        if insert is None:
+            raise StoreError(f"计数序列需要 SQLite 或 PostgreSQL（当前 {dialect}）")
+        statement = insert(series_table)
+        return statement.on_conflict_do_update(
+            index_elements=list(SERIES_KEY),
+            set_={name: series_table.c[name] + statement.excluded[name] for name in SERIES_VALUES})
+
+    def add_counts(self, rows: Iterable[dict]) -> int:
+        """Add counts (one dict per key: SERIES_KEY and SERIES_VALUES) to their buckets; one statement."""
+        rows = [_series_row(row) for row in rows]
+        if not rows:
+            return 0
+        with write_connection(self.engine) as conn, conn.begin():
+            conn.execute(self._upsert(), rows)
+        return len(rows)
+
+    def series_frame(self, start: datetime, end: datetime, *, departments: Iterable[str] | None = None,
+                     by: tuple[str, ...] = ("department_id",), kind: str | None = None) -> pd.DataFrame:
+        """Sums per bucket in [start, end) grouped by `by` (columns of the key), oldest first."""
+        unknown = [name for name in by if name not in SERIES_KEY[1:]]
+        if unknown:
+            raise StoreError(f"by: 未知的序列维度 {unknown[0]!r}; 可用: {list(SERIES_KEY[1:])}")
+        table = series_table
+        columns = [table.c.bucket_start, *(table.c[name] for name in by)]
+        query = sa.select(*columns, *(sa.func.sum(table.c[name]).label(name) for name in SERIES_VALUES)).where(
+            table.c.bucket_start >= _utc(start), table.c.bucket_start < _utc(end))
+        if departments is not None:
+            query = query.where(table.c.department_id.in_(sorted(set(departments))))
+        if kind is not None:
+            query = query.where(table.c.kind == kind)
+        query = query.group_by(*columns).order_by(table.c.bucket_start)
+        with self.engine.connect() as conn:
+            frame = pd.DataFrame(conn.execute(query).mappings().all(),
+                                 columns=["bucket_start", *by, *SERIES_VALUES])
+        for name in SERIES_VALUES:
+            frame[name] = frame[name].astype("int64")
+        frame["bucket_start"] = pd.to_datetime(frame["bucket_start"])
+        return frame
+
+    def prune_series(self, before: datetime) -> int:
+        """Delete counts of buckets before `before` and clusters closed before it (retention)."""
+        with write_connection(self.engine) as conn, conn.begin():
+            removed = conn.execute(sa.delete(series_table).where(series_table.c.bucket_start < _utc(before)))
+            conn.execute(sa.delete(clusters_table).where(clusters_table.c.last_at < _utc(before)))
+        return removed.rowcount or 0
+
+    def claim_scan(self, name: str, at: datetime) -> bool:
+        """Advance the cursor `name` to `at` if it is behind; True for the one caller that advanced it."""
+        at = _utc(at)
+        with write_connection(self.engine) as conn, conn.begin():
+            moved = conn.execute(sa.update(monitor_state_table).where(
+                monitor_state_table.c.name == name, monitor_state_table.c.at < at).values(at=at)).rowcount
+            if moved:
+                return True
+            if conn.execute(sa.select(monitor_state_table.c.at).where(monitor_state_table.c.name == name)).first():
+                return False
+            conn.execute(sa.insert(monitor_state_table).values(name=name, at=at))
+            return True
+
+    def match_clusters(self, departments: Iterable[str], since: datetime,
+                       match: Callable[[list[Cluster]], list[Cluster]]) -> list[Cluster]:
+        """Read the clusters of `departments` open since `since`, let `match` assign complaints to them (it may
+        append new ones), write back the changed ones, and return what `match` returned with ids set."""
+        departments = sorted({d or "" for d in departments})
+        table = clusters_table
+        with write_connection(self.engine) as conn, conn.begin():
+            if conn.dialect.name == "postgresql":  # SQLite's writer already holds the database's write lock
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(CLUSTER_LOCK)))
+            rows = conn.execute(sa.select(table).where(table.c.department_id.in_(departments),
+                                                       table.c.last_at >= _utc(since))).mappings().all()
+            open_clusters = [Cluster(r["id"], r["department_id"], r["size"], r["first_at"], r["last_at"],
+                                     list(r["examples"])) for r in rows]
+            chosen = match(open_clusters)
+            for cluster in open_clusters:
+                if not cluster.changed:
+                    continue
+                values = {"department_id": cluster.department_id, "size": cluster.size,
+                          "first_at": _utc(cluster.first_at), "last_at": _utc(cluster.last_at),
+                          "examples": cluster.examples}
+                if cluster.id is None:
+                    cluster.id = conn.execute(sa.insert(table).values(**values)).inserted_primary_key[0]
+                else:
+                    conn.execute(sa.update(table).where(table.c.id == cluster.id).values(**values))
+                cluster.changed = False
+        return chosen
+
+    def cluster(self, cluster_id: int) -> Cluster | None:
+        with self.engine.connect() as conn:
+            r = conn.execute(sa.select(clusters_table).where(clusters_table.c.id == cluster_id)).mappings().first()
+        return None if r is None else Cluster(r["id"], r["department_id"], r["size"], r["first_at"], r["last_at"],
+                                              list(r["examples"]))
+
+
+def _series_row(row: dict) -> dict:
+    missing = [name for name in SERIES_KEY + SERIES_VALUES if name not in row]
+    if missing:
+        raise StoreError(f"计数行缺少字段 {missing[0]}")
+    out = {name: row[name] for name in SERIES_KEY + SERIES_VALUES}
+    out["bucket_start"] = _utc(pd.Timestamp(out["bucket_start"]).to_pydatetime())
+    out["department_id"] = out["department_id"] or ""
+    for name in SERIES_VALUES:
+        value = int(out[name])
+        if value < 0:
+            raise StoreError(f"{name}: 计数不能为负, 实为 {value}")
+        out[name] = value
+    return out
