@@ -22,10 +22,14 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 import numpy as np
+import pandas as pd
 
 from features.contracts import INTERNAL_CHANNELS, TEXT_FUNCTIONS
+from features.errors import NotFound, field_error
 from serving.monitoring.clusters import Cluster, Complaint, assign
 from serving.monitoring.config import MonitoringConfig
+from serving.monitoring.dashboard import Dashboard
+from serving.monitoring.evaluation import Evaluator
 from serving.monitoring.series import SeriesEvent, bucket_start, dense, fold, keyword_category
 from serving.monitoring.spikes import bucket_of_week, scan
 from serving.owners import OrgChart, resolve_owners
@@ -92,6 +96,25 @@ class Monitor:
         self.store, self.policy, self.chart, self.vectorize = store, policy, chart, vectorize
         self.writer = SeriesWriter(store, background)
         self.department = {unit_id: self._level2(unit_id) for unit_id in chart.units}
+        self.evaluator, self.dashboard = Evaluator(self), Dashboard(self)
+        self._pruned: datetime | None = None
+
+    @classmethod
+    def for_engine(cls, engine, employees: pd.DataFrame | None = None) -> Monitor:
+        """The service's monitor: clusters compare texts in the sentiment model's own feature space, effects
+        read leavers from the HR table and risk from the scored roster."""
+        model = engine.models["sentiment"].estimator
+        vectorize = None
+        if hasattr(model, "featurizer") and hasattr(model, "normalizer"):
+            def vectorize(texts):
+                return model.featurizer.transform(model.normalizer.batch(list(texts)))
+        monitor = cls(engine.store, engine.policy, engine.chart, vectorize=vectorize)
+        people = None
+        if employees is not None and {"leave_date", "hire_date", "department_id"} <= set(employees.columns):
+            people = employees[["employee_id", "department_id", "hire_date", "leave_date"]]
+        monitor.evaluator = Evaluator(monitor, people, engine.roster)
+        monitor.dashboard = Dashboard(monitor, engine.roster)
+        return monitor
 
     @property
     def config(self) -> MonitoringConfig:
@@ -127,6 +150,11 @@ class Monitor:
             lambda open_clusters: assign(items, open_clusters, self.vectorize, self.config.clusters))
         return dict(zip(keys, chosen, strict=True))
 
+    def clusters_for(self, prepared: dict) -> dict[int, Cluster]:
+        """The clusters of the complaints among an /assess batch's prepared events (by batch index)."""
+        return self.assign_clusters({i: Complaint(e.text, e.department_id, e.created, e.subject)
+                                     for i, e in prepared.items() if e.kind == "complaint"})
+
     @staticmethod
     def clustered(risk: RiskInput, cluster: Cluster) -> RiskInput:
         """The complaint filed under its cluster: one subject (one warning), the count and examples attached."""
@@ -135,6 +163,16 @@ class Monitor:
             "examples": [e["text"] for e in cluster.examples]})
 
     # ---- spikes ------------------------------------------------------------------------------------------
+    def tick(self, now: datetime | None = None) -> list[UpsertResult]:
+        """The service's timer: scan the latest closed bucket (once across workers); prune counts past the
+        retention about once a day."""
+        now = _utc(now)
+        filed = self.scan(now)
+        if self._pruned is None or now - self._pruned > timedelta(days=1):
+            self.store.prune_series(now - timedelta(days=self.config.retention_days))
+            self._pruned = now
+        return filed
+
     def scan(self, now: datetime | None = None, *, force: bool = False) -> list[UpsertResult]:
         """Test the latest closed bucket of every department that had posts lately; file spikes as trend events.
         Several workers call this on a timer: the one that advances the scan cursor scans (unless `force`)."""
@@ -161,11 +199,13 @@ class Monitor:
         if frame.empty:
             return []
         frame["department_id"] = frame["department_id"].map(self.rollup)
+        # Counting started at the first stored bucket: before it there is no history, not a history of zeros.
+        start = max(start, frame["bucket_start"].min().to_pydatetime())
         keys, negative = dense(frame, start, end, minutes, "department_id")
-        since = int((first - start) / timedelta(minutes=minutes))
+        since = max(int((first - start) / timedelta(minutes=minutes)), 0)
         found = []
         for key, counts in zip(keys, negative, strict=True):
-            if not key or counts[since - max(config.windows):].sum() < config.min_count:
+            if not key or counts[max(since - max(config.windows), 0):].sum() < config.min_count:
                 continue
             result = scan(counts, config, bucket_of_week(start, minutes))
             found += [(int(t), key, result) for t in np.flatnonzero(result.alarm[since:]) + since]
@@ -222,3 +262,33 @@ class Monitor:
 
     def _units_of(self, department: str) -> list[str]:
         return [u for u, d in self.department.items() if d == department] or [department]
+
+    # ---- what the API returns, cut to the caller's units (None: everything) --------------------------------------
+    def _records(self, units: set[str] | None, department: str | None) -> list:
+        if department is not None:
+            if department not in self.chart.units or (units is not None and department not in units):
+                raise NotFound(f"部门/团队 {department} 不存在")
+            units = self.chart.subtree(department)
+        return self.store.list(units=units, limit=1_000_000)
+
+    def effects_for(self, units: set[str] | None, department: str | None = None, start: datetime | None = None,
+                    end: datetime | None = None, now: datetime | None = None) -> dict:
+        """Effects of the warnings resolved in [start, end) that the caller may see."""
+        records = [r for r in self._records(units, department) if r.status == "resolved" and r.resolved_at
+                   and (start is None or r.resolved_at >= _utc(start)) and (end is None or r.resolved_at < _utc(end))]
+        resolved = self.store.list(status="resolved", limit=1_000_000)
+        items = self.evaluator.effects(records, resolved, now)
+        return {"effects": items, "count": len(items), "window_days": self.config.effects.window_days,
+                "level": self.config.effects.level}
+
+    def report_for(self, units: set[str] | None, department: str, quarter: str, now: datetime | None = None) -> dict:
+        """The quarterly report of a department the caller may see; `quarter` like 2026Q4."""
+        year, _, number = quarter.upper().partition("Q")
+        if not (year.isdigit() and number in ("1", "2", "3", "4")):
+            raise field_error("quarter", f"应形如 2026Q4, 实为 {quarter!r}")
+        records = self._records(units, department)
+        resolved = self.store.list(status="resolved", limit=1_000_000)
+        return self.evaluator.quarterly(department, int(year), int(number), records, resolved, now)
+
+    def dashboard_for(self, units: set[str] | None, root: str | None, start: datetime, end: datetime) -> dict:
+        return self.dashboard.data(units, root, start, end, self._records(units, None))

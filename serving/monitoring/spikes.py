@@ -45,6 +45,7 @@ class SpikeConfig:
     prior_counts: float = 1.0         # added to a baseline's count when sizing its uncertainty
     prior_buckets: float = 6.0        # an hour's rate is shrunk towards the past week's mean by this many buckets
     merge_gap: int = 6                # alarms this close (buckets) belong to one spike
+    min_history_buckets: int = 36     # no test before six hours of history: no baseline, no alarm
 
     @property
     def buckets_per_hour(self) -> int:
@@ -168,7 +169,7 @@ def scan(counts: np.ndarray, config: SpikeConfig = SpikeConfig(), start_bucket_o
     for w in config.windows:
         observed = _rolling_sum(x, w)
         expected = _rolling_sum(np.nan_to_num(mean), w)
-        valid = _rolling_sum(np.isfinite(mean).astype(float), w) >= w
+        valid = (_rolling_sum(np.isfinite(mean).astype(float), w) >= w) & (np.arange(n) >= config.min_history_buckets)
         # variance = mu + mu^2/(r w) (own overdispersion) + mu^2/(S + prior) (a baseline of S counts)
         inv_size = 1.0 / (dispersion * w) + 1.0 / (np.maximum(behind, 0) + config.prior_counts)
         size = 1.0 / inv_size
