@@ -63,18 +63,23 @@ class SeriesStore:
     """A mixin of WarningStore: it expects `self.engine`."""
 
     def _upsert(self):
+        """INSERT ... ON CONFLICT DO UPDATE adding to the stored counts (built once per store)."""
+        if getattr(self, "_series_upsert", None) is not None:
+            return self._series_upsert
         dialect = self.engine.dialect.name
         insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}.get(dialect)
         if insert is None:
             raise StoreError(f"计数序列需要 SQLite 或 PostgreSQL（当前 {dialect}）")
         statement = insert(series_table)
-        return statement.on_conflict_do_update(
+        self._series_upsert = statement.on_conflict_do_update(
             index_elements=list(SERIES_KEY),
             set_={name: series_table.c[name] + statement.excluded[name] for name in SERIES_VALUES})
+        return self._series_upsert
 
     def add_counts(self, rows: Iterable[dict]) -> int:
         """Add counts (one dict per key: SERIES_KEY and SERIES_VALUES) to their buckets; one statement."""
-        rows = [_series_row(row) for row in rows]
+        # In key order: concurrent upserts on PostgreSQL then lock rows in one order and cannot deadlock.
+        rows = sorted((_series_row(row) for row in rows), key=lambda r: tuple(r[k] for k in SERIES_KEY))
         if not rows:
             return 0
         with write_connection(self.engine) as conn, conn.begin():
@@ -114,15 +119,13 @@ class SeriesStore:
     def claim_scan(self, name: str, at: datetime) -> bool:
         """Advance the cursor `name` to `at` if it is behind; True for the one caller that advanced it."""
         at = _utc(at)
+        insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[self.engine.dialect.name]
+        table = monitor_state_table
         with write_connection(self.engine) as conn, conn.begin():
-            moved = conn.execute(sa.update(monitor_state_table).where(
-                monitor_state_table.c.name == name, monitor_state_table.c.at < at).values(at=at)).rowcount
-            if moved:
-                return True
-            if conn.execute(sa.select(monitor_state_table.c.at).where(monitor_state_table.c.name == name)).first():
-                return False
-            conn.execute(sa.insert(monitor_state_table).values(name=name, at=at))
-            return True
+            conn.execute(insert(table).values(name=name, at=datetime(1970, 1, 1))
+                         .on_conflict_do_nothing(index_elements=["name"]))
+            moved = conn.execute(sa.update(table).where(table.c.name == name, table.c.at < at).values(at=at))
+            return moved.rowcount == 1
 
     def match_clusters(self, departments: Iterable[str], since: datetime,
                        match: Callable[[list[Cluster]], list[Cluster]]) -> list[Cluster]:
