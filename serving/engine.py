@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,6 +25,7 @@ from features.modelio import LoadedModel, ModelNotFound, load_champion
 from features.settings import settings
 from serving import views
 from serving.auth import Principal
+from serving.monitoring.monitor import Monitor
 from serving.owners import OrgChart, resolve_owners
 from serving.policy import Policy
 from serving.rules import RiskInput, evaluate
@@ -44,6 +46,7 @@ class Engine:
     chart: OrgChart
     store: WarningStore
     roster: pd.DataFrame  # current employees, scored once at start: team views are a filter, not a model call
+    monitor: Any = None   # serving.monitoring.monitor.Monitor: counts, spikes, complaint clusters, effects
 
     @staticmethod
     def preflight() -> None:
@@ -59,7 +62,7 @@ class Engine:
         for name in MODEL_NAMES:
             try:
                 client.get_model_version_by_alias(name, "champion")
-            except Exception:  # MLflow raises several types for "no such model or alias"
+            except Exception:  # noqa: BLE001 - MLflow raises several types for "no such model or alias"
                 missing.append(name)
         if missing:
             raise ModelNotFound(
@@ -71,7 +74,7 @@ class Engine:
             raise Unavailable(f"{folder} 中缺少 {absent}: 请先运行 `make data` (或 `lossguard data generate`)")
 
     @classmethod
-    def from_settings(cls) -> "Engine":
+    def from_settings(cls) -> Engine:
         """Load every champion once (the preflight's message if one cannot be loaded)."""
         from features.keywords import KeywordLibrary
 
@@ -89,6 +92,7 @@ class Engine:
             roster=pd.DataFrame(),
         )
         engine.roster = engine.score_roster(tables)
+        engine.monitor = Monitor.for_engine(engine, tables["employees"])
         return engine
 
     # ---- models -------------------------------------------------------------------------------------------
@@ -123,7 +127,7 @@ class Engine:
             {"employee_id": e, "propensity": round(float(p), 4), "band": b, "band_zh": BAND_ZH.get(b, b),
              "drivers": list(d)}
             for e, p, b, d in zip(scored["employee_id"].astype(str), scored["propensity"], scored["band"],
-                                  scored["drivers"])
+                                  scored["drivers"], strict=True)
         ]
 
     def score_roster(self, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -161,7 +165,7 @@ class Engine:
         if not items:
             return []
         # Positions, not the callers' post ids, key the frames: one batch may hold the same post twice.
-        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        now = datetime.now(UTC).replace(tzinfo=None)
         # Only what the features read: a string column costs more to build (Arrow-backed) than the model to run.
         columns = {name: [] for name in ("post_id", "channel", "created_at", "author_followers", "internal")}
         events = {name: [] for name in ("post_id", "timestamp", "user_followers", "region")}
@@ -221,7 +225,9 @@ class Engine:
                 prepared[i] = self._prepare(event)
             except LossguardError as exc:  # refused alone: the rest of the batch goes on
                 results[i] = exc
-        scores = dict(zip(prepared, self.score_texts([e.text for e in prepared.values()]))) if prepared else {}
+        scores = dict(zip(prepared, self.score_texts([e.text for e in prepared.values()]), strict=True)) \
+            if prepared else {}
+        clusters = self.monitor.clusters_for(prepared) if self.monitor is not None else {}
         spreads = self._spreads(prepared, scores, results)
         to_file: list[tuple[int, Any, RiskInput, Any]] = []
         for i, event in prepared.items():
@@ -229,6 +235,8 @@ class Engine:
                 continue
             try:
                 risk = self._risk(event, scores[i], spreads.get(i))
+                if i in clusters:  # a complaint is filed under its cluster: one warning per issue, with a count
+                    risk = self.monitor.clustered(risk, clusters[i])
                 decision = evaluate(risk, self.policy)
                 if decision is not None:
                     to_file.append((i, decision, risk, resolve_owners(decision, risk, self.chart)))
@@ -240,12 +248,14 @@ class Engine:
                 filed = self.store.upsert_many([(d, r, o) for _, d, r, o in to_file])
             except Exception as exc:  # noqa: BLE001 - the batch's transaction failed: every event in it did
                 filed = [exc] * len(to_file)
-            for (i, _, _, _), outcome in zip(to_file, filed):
+            for (i, _, _, _), outcome in zip(to_file, filed, strict=True):
                 results[i] = outcome if isinstance(outcome, Exception) else \
                     self._answer(scores[i], spreads.get(i), self.warning_view(outcome.record))
+        if self.monitor is not None:  # counts per time bucket: folded here, written by the monitor's writer
+            self.monitor.record(list(prepared.values()), [scores[i] for i in prepared])
         return results
 
-    def _spreads(self, prepared: dict[int, "_Event"], scores: dict[int, dict],
+    def _spreads(self, prepared: dict[int, _Event], scores: dict[int, dict],
                  results: list) -> dict[int, dict]:
         """Forecasts of the events that carry reposts, in one model call; if the batch holds a bad repost, each
         event is forecast alone so the error lands on the event that sent it."""
@@ -253,7 +263,7 @@ class Engine:
         items = {i: (self._post(prepared[i]), prepared[i].reposts, scores[i]["scores"]["neg"], scores[i]["loss_type"])
                  for i in wanted}
         try:
-            return dict(zip(wanted, self.forecast_many(list(items.values()))))
+            return dict(zip(wanted, self.forecast_many(list(items.values())), strict=True))
         except ContractError:
             pass
         spreads = {}
@@ -265,7 +275,7 @@ class Engine:
         return spreads
 
     @staticmethod
-    def _post(event: "_Event") -> dict:
+    def _post(event: _Event) -> dict:
         """What forecast_many reads of a post."""
         return {"channel": event.channel, "created_at": event.created, "author_followers": event.author_followers,
                 "internal": event.internal}
@@ -274,13 +284,13 @@ class Engine:
         return {"predictions": {"sentiment": scores, "spread": spread}, "warning": warning,
                 "model_versions": self.versions()}
 
-    def _prepare(self, event: dict) -> "_Event":
+    def _prepare(self, event: dict) -> _Event:
         kind, text = event["kind"], event["text"]
         identity = event.get("post_id") or event.get("complaint_id")
         internal = event.get("internal")
         return _Event(
             kind=kind, text=text, channel=event["channel"],
-            created=_naive_utc(event.get("created_at")) or _naive_utc(datetime.now(timezone.utc)),
+            created=_naive_utc(event.get("created_at")) or _naive_utc(datetime.now(UTC)),
             internal=event["channel"] in INTERNAL_CHANNELS if internal is None else bool(internal),
             department_id=self._department(event), employee_id=event.get("employee_id"),
             subject=f"{kind}:{identity or hashlib.sha1(text.encode('utf-8', 'surrogatepass')).hexdigest()[:16]}",
@@ -288,7 +298,7 @@ class Engine:
             reposts=event.get("reposts"),
         )
 
-    def _risk(self, event: "_Event", scores: dict, spread: dict | None) -> RiskInput:
+    def _risk(self, event: _Event, scores: dict, spread: dict | None) -> RiskInput:
         velocity = None
         if event.reposts:
             first_hour = event.created + timedelta(hours=1)

@@ -23,6 +23,10 @@ ROUTE_ROLES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("/teams", ("hr_system", "manager", "admin")),
     ("/me", ("hr_system", "manager", "admin")),
     ("/info", ("hr_system", "manager", "admin")),
+    ("/monitoring/scan", ("admin",)),
+    ("/monitoring", ("hr_system", "manager", "admin")),
+    ("/effects/report", ("manager", "admin")),  # a department's quarter is for the people who answer for it
+    ("/effects", ("hr_system", "manager", "admin")),
 )
 BENTO_APIS = ("/sentiment", "/attrition", "/spread", "/assess")
 _model_header: list[tuple[bytes, bytes]] = []  # set once the models are loaded: every API reply names them

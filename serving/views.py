@@ -6,7 +6,7 @@ explanations too (a pay driver quotes the pay ratio, so a caller who may not rea
 """
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import pandas as pd
 
@@ -45,6 +45,8 @@ def warning_view(record, policy: Policy, chart: OrgChart, audit: Iterable | None
         "escalation_level": record.escalation_level, "escalated_to": record.escalated_to,
         "acknowledged_by": record.acknowledged_by, "assignee": record.assignee,
         "outcome": record.outcome, "resolution_notes": record.resolution_notes,
+        # a trend: what rose against what baseline; a clustered complaint: the count and examples
+        "monitoring": (record.risk or {}).get("monitoring"),
     }
     if audit is not None:
         view["audit"] = [
