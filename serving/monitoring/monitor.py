@@ -40,6 +40,7 @@ from serving.store.schema import _utc
 
 log = logging.getLogger("lossguard")
 SCAN_CURSOR = "trend_scan"
+MAX_DASHBOARD_DAYS = 366
 
 
 class SeriesWriter:
@@ -274,8 +275,10 @@ class Monitor:
     def effects_for(self, units: set[str] | None, department: str | None = None, start: datetime | None = None,
                     end: datetime | None = None, now: datetime | None = None) -> dict:
         """Effects of the warnings resolved in [start, end) that the caller may see."""
+        start = _moment(start, "from") if start is not None else None
+        end = _moment(end, "to") if end is not None else None
         records = [r for r in self._records(units, department) if r.status == "resolved" and r.resolved_at
-                   and (start is None or r.resolved_at >= _utc(start)) and (end is None or r.resolved_at < _utc(end))]
+                   and (start is None or r.resolved_at >= start) and (end is None or r.resolved_at < end)]
         resolved = self.store.list(status="resolved", limit=1_000_000)
         items = self.evaluator.effects(records, resolved, now)
         return {"effects": items, "count": len(items), "window_days": self.config.effects.window_days,
@@ -284,11 +287,24 @@ class Monitor:
     def report_for(self, units: set[str] | None, department: str, quarter: str, now: datetime | None = None) -> dict:
         """The quarterly report of a department the caller may see; `quarter` like 2026Q4."""
         year, _, number = quarter.upper().partition("Q")
-        if not (year.isdigit() and number in ("1", "2", "3", "4")):
-            raise field_error("quarter", f"应形如 2026Q4, 实为 {quarter!r}")
+        if not (year.isdigit() and 2000 <= int(year) <= 2100 and number in ("1", "2", "3", "4")):
+            raise field_error("quarter", f"应形如 2026Q4（2000–2100 年）, 实为 {quarter!r}")
         records = self._records(units, department)
         resolved = self.store.list(status="resolved", limit=1_000_000)
         return self.evaluator.quarterly(department, int(year), int(number), records, resolved, now)
 
     def dashboard_for(self, units: set[str] | None, root: str | None, start: datetime, end: datetime) -> dict:
+        start, end = _moment(start, "from"), _moment(end, "to")
+        if not start < end:
+            raise field_error("from", "起始时间应早于结束时间")
+        if end - start > timedelta(days=MAX_DASHBOARD_DAYS):
+            raise field_error("from", f"时间范围最长 {MAX_DASHBOARD_DAYS} 天")
         return self.dashboard.data(units, root, start, end, self._records(units, None))
+
+
+def _moment(value: datetime, name: str) -> datetime:
+    """A query time as naive UTC; one that cannot be (year 1 with an offset) is the caller's error."""
+    try:
+        return _utc(value)
+    except (OverflowError, ValueError):
+        raise field_error(name, f"无法换算为 UTC 时间: {value!r}") from None
