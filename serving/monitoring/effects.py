@@ -51,8 +51,10 @@ class Effect:
         return self.low > 0 or self.high < 0
 
     def as_dict(self) -> dict:
-        return {**{k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()},
-                "significant": self.significant}
+        """Plain JSON types (numpy scalars become Python numbers), rounded for reading."""
+        return {**{k: (round(float(v), 4) if isinstance(v, (float, np.floating)) else
+                       int(v) if isinstance(v, np.integer) else v) for k, v in asdict(self).items()},
+                "significant": bool(self.significant)}
 
 
 def _contrast(pre: np.ndarray, post: np.ndarray, level: float, lags: int = HAC_LAGS
@@ -80,7 +82,7 @@ def _contrast(pre: np.ndarray, post: np.ndarray, level: float, lags: int = HAC_L
     se = math.sqrt(max(cov[1, 1], 1e-12))
     t = stats.t.ppf(0.5 + level / 2, dof)
     diff = float(beta[1])
-    return diff, se, diff - t * se, diff + t * se
+    return diff, se, float(diff - t * se), float(diff + t * se)
 
 
 def did_ratio(metric: str, treated_pre, treated_post, control_pre, control_post, *, level: float = 0.9,

@@ -49,8 +49,8 @@ function drawVolume(volume) {
   }));
   chartFor("chart-volume").setOption({
     ...BASE, tooltip: { ...BASE.tooltip, trigger: "axis" }, legend: { top: 0, type: "scroll" },
-    grid: { left: 40, right: 16, top: 36, bottom: 28 },
-    xAxis: { type: "time" }, yAxis: { type: "value", name: "负面条数/小时", minInterval: 1 }, series,
+    grid: { left: 40, right: 16, top: 48, bottom: 28 },
+    xAxis: { type: "time" }, yAxis: { type: "value", name: "条/小时", minInterval: 1 }, series,
   }, true);
   mark("chart-volume", { departments: volume.departments.map((d) => d.id),
     spikes: volume.departments.flatMap((d) => d.spikes.map((s) => s.warning_id)) });
@@ -63,16 +63,19 @@ function treeData(node) {
 
 function drawHeatmap(tree) {
   const ids = [];
-  const walk = (n) => { ids.push(n.id); (n.children || []).forEach(walk); };
+  const risks = [];
+  const walk = (n) => { ids.push(n.id); if (n.risk !== null) risks.push(n.risk); (n.children || []).forEach(walk); };
   if (tree) walk(tree);
+  const top = Math.max(0.05, ...risks);
   chartFor("chart-heatmap").setOption({
     ...BASE,
     tooltip: { ...BASE.tooltip, formatter: (p) => `${p.name}\n人数 ${p.value[0]}，平均离职倾向 ${(p.value[1] * 100).toFixed(1)}%` },
-    visualMap: { type: "continuous", min: 0, max: 0.5, dimension: 1, seriesIndex: 0, orient: "horizontal", left: "center",
+    visualMap: { type: "continuous", min: 0, max: Math.ceil(top * 20) / 20, dimension: 1, seriesIndex: 0, orient: "horizontal", left: "center",
       bottom: 0, text: ["高风险", "低风险"], inRange: { color: ["#2c7bb6", "#ffffbf", "#d7191c"] }, calculable: false },
     series: tree ? [{ type: "treemap", roam: false, nodeClick: false, breadcrumb: { show: false }, top: 8, bottom: 44,
-      leafDepth: 2, visualDimension: 1, label: { show: true, formatter: "{b}" },
-      upperLabel: { show: true, height: 20 }, data: treeData(tree).children.length ? treeData(tree).children : [treeData(tree)] }] : [],
+      visualDimension: 1, label: { show: true, formatter: "{b}" }, upperLabel: { show: true, height: 20 },
+      levels: [{ itemStyle: { gapWidth: 3, borderColor: "#fff" } }, { itemStyle: { gapWidth: 1, borderColor: "#eee" } }],
+      data: tree.children && tree.children.length ? tree.children.map(treeData) : [treeData(tree)] }] : [],
   }, true);
   mark("chart-heatmap", { units: ids });
 }
@@ -86,6 +89,8 @@ function drawEffects(items) {
     tooltip: { ...BASE.tooltip, formatter: (p) => done[p.dataIndex].summary_zh[0] },
     xAxis: { type: "value", name: "变化 %", axisLabel: { formatter: "{value}%" } },
     yAxis: { type: "category", data: labels, inverse: true },
+    graphic: done.length ? [] : [{ type: "text", left: "center", top: "middle",
+      style: { text: "暂无已评估的整改效果（关闭后需满 5 天数据）", fill: "#888", font: `14px ${FONT}` } }],
     series: [{ type: "boxplot", data: done.map((e) => { const m = e.metrics.negative;
       return [pct(m.low), pct(m.low), pct(m.estimate), pct(m.high), pct(m.high)]; }),
     itemStyle: { color: "#cfe3f5", borderColor: "#1f5f99" },

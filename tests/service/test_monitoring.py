@@ -103,7 +103,9 @@ def test_planted_fixes_are_measured_against_matched_departments(company, tmp_pat
         store.acknowledge(record.id, "tester", now=created + timedelta(minutes=5))
         filed[store.resolve(record.id, "tester", "true_alarm", now=resolved).id] = fix
     end = pd.Timestamp(truth["start"]) + pd.Timedelta(weeks=truth["weeks"])
-    found = monitor.effects_for(None, now=end.to_pydatetime())["effects"]
+    answer = monitor.effects_for(None, now=end.to_pydatetime())
+    json.dumps(answer, allow_nan=False)  # what the API returns is plain JSON
+    found = answer["effects"]
     estimated = [e for e in found if e["status"] == "estimated"]
     assert len(filed) >= 3 and len(estimated) >= len(filed) - 1
     for effect in estimated:
@@ -113,6 +115,13 @@ def test_planted_fixes_are_measured_against_matched_departments(company, tmp_pat
             assert np.sign(measured["estimate"]) == np.sign(planted["size"]), (planted, measured)
         assert effect["chart"]["treated"] and len(effect["controls"]) >= 2
         assert effect["summary_zh"][0].startswith("整改后负面声量相对对照组变化")
+    department = truth["effects"][0]["department_id"]
+    resolved = pd.Timestamp(truth["effects"][0]["resolved_at"])
+    report = monitor.report_for(None, department, f"{resolved.year}Q{resolved.quarter}", now=end.to_pydatetime())
+    assert report["effects"]["resolved"] >= 1 and report["summary_zh"]
+    board = monitor.dashboard_for(None, None, (end - pd.Timedelta(days=14)).to_pydatetime(), end.to_pydatetime())
+    assert board["volume"]["departments"] and board["grades"]["days"]
+    json.dumps([report, board], allow_nan=False)
 
 
 @pytest.fixture
