@@ -218,7 +218,7 @@ def _change(metrics: dict, method: str, suffix: str, window: float, baseline: st
 
 
 def _synthetic_folders(args) -> list[Path]:
-    from features.synthetic import generate
+    from synthetic import generate
 
     if args.seed:
         folders = []

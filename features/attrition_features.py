@@ -1,9 +1,5 @@
-"""Attrition: point-in-time features, labels, and the inference model that training, the batch CLI and the
-BentoML service all share (one copy, so a feature can never mean one thing in training and another in serving).
-
-Point in time: a row describes an employee as of its ``snapshot_date`` (end of that day). Every feature reads
-only history snapshots, posts, complaints and departures dated on or before it, so editing anything later
-cannot change it (tests/unit/test_attrition_features.py mutates the future to prove it).
+"""Attrition: the feature specs and the inference model that training, the batch CLI and the BentoML service all
+share (one copy, so the model scores in serving exactly what it was fitted on in training).
 
 The model (`AttritionModel`) is a held-out stack of a regularized, monotone LightGBM and a logistic regression
 on the same features: log-odds = c + a * z_linear + b * z_tree, with (a, b, c) fitted on held-out predictions,
@@ -12,22 +8,24 @@ native TreeSHAP (``pred_contrib=True``) for the tree part plus coef * (x - mean)
 stack gives the linear part no weight (the synthetic company, whose planted effects are thresholds) the drivers
 are pure TreeSHAP; on the small, mostly additive IBM export the tree rarely earns a weight on rows the blend was
 not fitted on, so the linear part usually stands alone (see training.attrition._stack).
+
+The model builds its input with features.attrition_build (point-in-time features, one copy for training and
+serving) and words its drivers with features.attrition_explain. The model and spec classes stay in this module,
+under its old name, because registered models are pickled with it: every stored `attrition` version refers to
+`features.attrition_features.AttritionModel` and `.FeatureSpec`, and would not load if they moved.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from features.settings import settings
-
-SentimentFn = Callable[[list[str]], np.ndarray]  # texts -> P(negative)
+from features.attrition_build import _numeric, build_features
+from features.attrition_explain import reason_text
 
 PROTECTED = ("gender", "marital_status")  # fairness reports only unless a spec opts in
-WINDOW_DAYS = 90  # "last 90 days" signals: events on the snapshot day and the 89 days before it
-MONTH_DAYS = 30.44
 MISSING_CATEGORY = "NA"
 OTHER_CATEGORY = "其他"  # categories too rare in training to learn from share one level
 MIN_CATEGORY_ROWS = 50
@@ -106,280 +104,6 @@ IBM_SPEC = FeatureSpec(
     categorical=("BusinessTravel", "department_id", "EducationField", "role"),
     monotone=(("overtime_hours", 1), ("engagement_score", -1), ("pay_vs_band", -1)),
 )
-
-# Derived from columns an IBM-style export carries; computed only when every source column is present.
-_EXPORT_DERIVED: dict[str, tuple[tuple[str, ...], Callable[[pd.DataFrame], pd.Series]]] = {
-    "log_monthly_income": (("MonthlyIncome",), lambda f: np.log(f["MonthlyIncome"].clip(lower=1))),
-    "income_per_level": (("MonthlyIncome",), lambda f: f["MonthlyIncome"] / f["job_level"]),
-    "log_total_working_years": (("TotalWorkingYears",), lambda f: np.log1p(f["TotalWorkingYears"].clip(lower=0))),
-    "tenure_share_of_career": (("TotalWorkingYears",), lambda f: f["tenure_years"] / (f["TotalWorkingYears"] + 1)),
-    "role_share_of_tenure": (("YearsInCurrentRole",), lambda f: f["YearsInCurrentRole"] / (f["tenure_years"] + 1)),
-    "manager_share_of_tenure": (("YearsWithCurrManager",),
-                                lambda f: f["YearsWithCurrManager"] / (f["tenure_years"] + 1)),
-    "companies_per_year": (("NumCompaniesWorked", "TotalWorkingYears"),
-                           lambda f: f["NumCompaniesWorked"] / (f["TotalWorkingYears"] + 1)),
-    "age_at_hire": (("Age",), lambda f: f["Age"] - f["tenure_years"]),
-    "age_under_25": (("Age",), lambda f: (f["Age"] < 25).astype(float)),
-    "log_distance": (("DistanceFromHome",), lambda f: np.log1p(f["DistanceFromHome"].clip(lower=0))),
-}
-
-
-# --------------------------------------------------------------------------------------------- features
-def _as_time(values) -> pd.Series:
-    values = pd.Series(values)
-    if pd.api.types.is_datetime64_any_dtype(values):
-        return values
-    return pd.to_datetime(values, errors="coerce", format="mixed")
-
-
-def _count_in_window(keys: pd.Series, times: pd.Series, event_keys: pd.Series, event_times: pd.Series,
-                     days: int = WINDOW_DAYS, weights: pd.Series | None = None) -> np.ndarray:
-    """Sum of event weights (default 1) per row over events with the row's key dated within the `days` calendar
-    days that end with the row's time (that whole day included)."""
-    out = np.zeros(len(keys))
-    events = pd.DataFrame({"key": event_keys.to_numpy(), "time": _as_time(event_times).to_numpy(),
-                           "w": 1.0 if weights is None else np.asarray(weights, dtype=float)})
-    events = events.dropna(subset=["key", "time"]).sort_values(["key", "time"], kind="stable")
-    grouped = {k: (g["time"].to_numpy(), np.concatenate([[0.0], np.cumsum(g["w"].to_numpy())]))
-               for k, g in events.groupby("key", sort=False)}
-    times = _as_time(times).dt.normalize()
-    for key, rows in pd.Series(np.arange(len(keys))).groupby(keys.to_numpy(), sort=False):
-        if key not in grouped:
-            continue
-        stamps, cumulative = grouped[key]
-        t = times.to_numpy()[rows.to_numpy()]
-        hi = np.searchsorted(stamps, t + np.timedelta64(1, "D"), side="left")
-        lo = np.searchsorted(stamps, t - np.timedelta64(days - 1, "D"), side="left")
-        out[rows.to_numpy()] = cumulative[hi] - cumulative[lo]
-    return out
-
-
-def _history_features(frame: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
-    """Overtime level/trend and manager changes from the employee's own snapshots up to the row's date."""
-    cols = ["employee_id", "snapshot_date", "manager_id", "overtime_hours"]
-    own = frame.reindex(columns=cols)
-    hist = pd.concat([history.reindex(columns=cols), own], ignore_index=True)
-    hist["snapshot_date"] = _as_time(hist["snapshot_date"]).dt.normalize()
-    hist["overtime_hours"] = _numeric(hist["overtime_hours"])
-    hist = hist.dropna(subset=["employee_id", "snapshot_date"])
-    hist = hist.drop_duplicates(["employee_id", "snapshot_date"], keep="last")
-    hist = hist.sort_values(["employee_id", "snapshot_date"], kind="stable")
-    manager = hist["manager_id"].astype(object).where(hist["manager_id"].notna(), "")
-    previous = manager.groupby(hist["employee_id"]).shift()
-    hist["changed"] = (previous.notna() & (manager != previous)).astype(float)
-
-    keys = pd.DataFrame({"employee_id": frame["employee_id"].to_numpy(),
-                         "t": _as_time(frame["snapshot_date"]).dt.normalize().to_numpy(),
-                         "hire": _as_time(frame["hire_date"]).to_numpy(), "_row": np.arange(len(frame))})
-    merged = keys.merge(hist, on="employee_id", how="left")
-    merged = merged[(merged["t"] - merged["snapshot_date"]).dt.days >= 0]  # on or before the row's date only
-    age = (merged["t"] - merged["snapshot_date"]).dt.days
-    recent = merged[age < 3 * MONTH_DAYS - 15]                     # the last 3 monthly snapshots
-    before = merged[(age >= 3 * MONTH_DAYS - 15) & (age < 6 * MONTH_DAYS - 15)]  # the 3 before those
-    changes = merged[age <= WINDOW_DAYS]
-    out = pd.DataFrame(index=np.arange(len(frame)))
-    out["overtime_3m"] = recent.groupby("_row")["overtime_hours"].mean()
-    out["overtime_trend"] = out["overtime_3m"] - before.groupby("_row")["overtime_hours"].mean()
-    changed = changes.groupby("_row")["changed"].max().reindex(out.index).fillna(0.0)
-    first_seen = merged.groupby("_row")["snapshot_date"].min().reindex(out.index)
-    covered = (first_seen <= keys["t"] - pd.Timedelta(days=WINDOW_DAYS)) | (
-        keys["hire"] > keys["t"] - pd.Timedelta(days=WINDOW_DAYS))
-    out["manager_changed_90d"] = np.where(changed > 0, 1.0, np.where(covered, 0.0, np.nan))
-    return out
-
-
-def _leaver_events(history: pd.DataFrame) -> pd.DataFrame:
-    """(department, leave date) per departure, taken from the leaver's rows dated up to their leave date, so a
-    later row (or a future leave date) can never create a past departure."""
-    rows = history.reindex(columns=["employee_id", "department_id", "snapshot_date", "leave_date"]).copy()
-    rows["snapshot_date"] = _as_time(rows["snapshot_date"])
-    rows["leave_date"] = _as_time(rows["leave_date"])
-    rows = rows[rows["leave_date"].notna() & (rows["snapshot_date"] <= rows["leave_date"])]
-    rows = rows.sort_values("snapshot_date", kind="stable").drop_duplicates(["employee_id", "leave_date"], keep="last")
-    return rows[["department_id", "leave_date"]]
-
-
-def _unit_ancestors(units: pd.Series, org_units: pd.DataFrame | None) -> pd.DataFrame:
-    """(unit, ancestor-or-self) pairs below the company root, so complaints about a department count for the
-    teams inside it. Without an org chart a unit matches only itself."""
-    unique = pd.Series(units.dropna().unique())
-    if org_units is None or not len(org_units):
-        return pd.DataFrame({"unit": unique, "match": unique})
-    parent = {u: p for u, p in zip(org_units["unit_id"], org_units["parent_id"]) if pd.notna(p)}
-    known = set(org_units["unit_id"])
-    pairs = []
-    for unit in unique:
-        if unit not in known:
-            pairs.append((unit, unit))
-        node, seen = unit, set()
-        while node in parent and node not in seen:  # stops below the root: the whole company is not "their team"
-            seen.add(node)
-            pairs.append((unit, node))
-            node = parent[node]
-    return pd.DataFrame(pairs, columns=["unit", "match"]).drop_duplicates()
-
-
-def _negativity(posts: pd.DataFrame, sentiment_fn: SentimentFn | None) -> pd.Series:
-    """P(negative) per post: the sentiment model's hook when given, else the posts' own labels."""
-    if sentiment_fn is not None:
-        return pd.Series(np.asarray(sentiment_fn(posts["text"].astype(str).tolist()), dtype=float),
-                         index=posts.index)
-    return (posts["sentiment"].astype(str) == "neg").astype(float)
-
-
-def build_features(
-    frame: pd.DataFrame,
-    *,
-    history: pd.DataFrame | None = None,
-    posts: pd.DataFrame | None = None,
-    complaints: pd.DataFrame | None = None,
-    org_units: pd.DataFrame | None = None,
-    sentiment_fn: SentimentFn | None = None,
-) -> pd.DataFrame:
-    """Features of each Employee-contract row as of its snapshot_date, row-aligned with `frame`.
-
-    history: all snapshot rows known (defaults to `frame`); posts/complaints: the Post/Complaint tables (posts
-    need `internal` and a `sentiment` label unless `sentiment_fn` is given). A signal whose table is not given,
-    or that the history cannot settle (a manager change before the first snapshot), is read from an input column
-    of the same name when the caller supplies one (the service gets them precomputed), else left missing.
-    Input columns that are not features (protected attributes, export extras) are carried through.
-    """
-    frame = frame.reset_index(drop=True)
-    history = frame if history is None else history
-    t = _as_time(frame["snapshot_date"]).dt.normalize()
-    hire = _as_time(frame["hire_date"])
-    promoted = _as_time(frame.get("last_promotion_date", pd.Series(pd.NaT, index=frame.index)))
-    promoted = promoted.where(promoted <= t)  # a promotion after the snapshot is not known at it
-    out = frame.copy()
-    out["snapshot_date"] = t
-    out["tenure_years"] = (t - hire).dt.days / 365.25
-    out["log_tenure"] = np.log1p(out["tenure_years"].clip(lower=0))
-    out["years_since_promotion"] = (t - promoted.fillna(hire)).dt.days / 365.25
-    out["promotion_gap_share"] = out["years_since_promotion"] / (out["tenure_years"] + 1)
-    for column in ("job_level", "pay_vs_band", "overtime_hours", "performance_rating", "engagement_score"):
-        out[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
-
-    hist_feats = _history_features(frame, history)
-    out["overtime_3m"] = hist_feats["overtime_3m"].to_numpy()
-    out["overtime_trend"] = hist_feats["overtime_trend"].to_numpy()
-    changed = hist_feats["manager_changed_90d"]
-    if "manager_changed_90d" in frame:
-        changed = changed.fillna(_numeric(frame["manager_changed_90d"]))
-    out["manager_changed_90d"] = changed.to_numpy(dtype=float)
-
-    leavers = _leaver_events(history)
-    out["team_leavers_90d"] = _count_in_window(frame["department_id"], t, leavers["department_id"],
-                                               leavers["leave_date"])
-
-    if posts is not None:
-        internal = posts[posts["internal"].astype(bool) & posts["employee_id"].notna()]
-        p_neg = _negativity(internal, sentiment_fn)
-        out["neg_internal_posts_90d"] = _count_in_window(frame["employee_id"], t, internal["employee_id"],
-                                                         internal["created_at"], weights=p_neg)
-        out["internal_posts_90d"] = _count_in_window(frame["employee_id"], t, internal["employee_id"],
-                                                     internal["created_at"])
-    if complaints is not None:
-        pairs = _unit_ancestors(frame["department_id"], org_units)
-        expanded = complaints[["department_id", "created_at"]].merge(pairs, left_on="department_id",
-                                                                     right_on="match")
-        out["team_complaints_90d"] = _count_in_window(frame["department_id"], t, expanded["unit"],
-                                                      expanded["created_at"])
-    for column in ("neg_internal_posts_90d", "internal_posts_90d", "team_complaints_90d"):
-        out[column] = _numeric(out[column]).to_numpy() if column in out else np.nan
-
-    for name, (sources, derive) in _EXPORT_DERIVED.items():
-        if all(s in out for s in sources):
-            numeric = out.assign(**{s: pd.to_numeric(out[s], errors="coerce") for s in sources})
-            out[name] = derive(numeric).astype(float)
-    return out
-
-
-def labels(frame: pd.DataFrame, horizon_days: int | None = None,
-           observed_until: pd.Timestamp | str | None = None) -> pd.Series:
-    """1.0 if the employee leaves within `horizon_days` after the snapshot, 0.0 if not; NaN when the window
-    runs past `observed_until` (not fully observed yet) or the person had already left (not at risk)."""
-    horizon = pd.Timedelta(days=horizon_days or settings.attrition_horizon_days)
-    t = pd.Series(_as_time(frame["snapshot_date"]).dt.normalize().to_numpy())
-    leave = pd.Series(_as_time(frame["leave_date"]).to_numpy())
-    y = ((leave > t) & (leave <= t + horizon)).astype(float)
-    y[leave.notna() & (leave <= t)] = np.nan
-    if observed_until is not None:  # censored: counting only the leavers already seen would bias the rate up
-        y[t + horizon > pd.Timestamp(observed_until)] = np.nan
-    return y.set_axis(frame.index)
-
-
-# ------------------------------------------------------------------------------------------ explanations
-FEATURE_ZH: dict[str, tuple[str, str]] = {  # name -> (Chinese label, unit)
-    "tenure_years": ("司龄", "年"), "log_tenure": ("司龄", ""), "years_since_promotion": ("距上次晋升", "年"),
-    "promotion_gap_share": ("未晋升时长占司龄比例", "%"),
-    "job_level": ("职级", "级"), "pay_vs_band": ("薪酬相对职级带宽中位值", "%"),
-    "overtime_hours": ("近1个月加班时长", "小时"), "overtime_3m": ("近3个月平均加班时长", "小时/月"),
-    "overtime_trend": ("近3个月加班较前3个月增加", "小时/月"), "performance_rating": ("绩效评分", "分"),
-    "engagement_score": ("敬业度", "分"), "manager_changed_90d": ("近90天更换直属上级", ""),
-    "neg_internal_posts_90d": ("近90天内部负面发帖", "条"), "internal_posts_90d": ("近90天内部发帖", "条"),
-    "team_complaints_90d": ("近90天所在团队被投诉", "次"), "team_leavers_90d": ("近90天同团队离职", "人"),
-    "role": ("岗位", ""), "department_id": ("部门", ""), "gender": ("性别", ""), "marital_status": ("婚姻状况", ""),
-    "Age": ("年龄", "岁"), "MonthlyIncome": ("月收入", ""), "log_monthly_income": ("月收入", ""),
-    "income_per_level": ("每职级月收入", ""), "NumCompaniesWorked": ("曾任职公司数", "家"),
-    "TotalWorkingYears": ("总工作年限", "年"), "log_total_working_years": ("总工作年限", ""),
-    "YearsInCurrentRole": ("现岗位年限", "年"), "YearsWithCurrManager": ("与现任上级共事", "年"),
-    "TrainingTimesLastYear": ("去年培训次数", "次"), "DistanceFromHome": ("通勤距离", ""),
-    "log_distance": ("通勤距离", ""), "tenure_share_of_career": ("司龄占总工作年限比例", "%"),
-    "role_share_of_tenure": ("现岗位年限占司龄比例", "%"), "manager_share_of_tenure": ("与现任上级共事占司龄比例", "%"),
-    "companies_per_year": ("平均每年换工作次数", ""), "age_at_hire": ("入职时年龄", "岁"),
-    "age_under_25": ("年龄低于25岁", ""), "EnvironmentSatisfaction": ("环境满意度", "(1-4)"),
-    "JobSatisfaction": ("工作满意度", "(1-4)"), "RelationshipSatisfaction": ("同事关系满意度", "(1-4)"),
-    "WorkLifeBalance": ("工作生活平衡", "(1-4)"), "JobInvolvement": ("工作投入度", "(1-4)"),
-    "StockOptionLevel": ("股票期权等级", "级"), "Education": ("学历等级", "级"), "BusinessTravel": ("出差频率", ""),
-    "EducationField": ("专业领域", ""),
-}
-_FLAGS = {"manager_changed_90d": "近90天更换了直属上级", "age_under_25": "年龄低于25岁"}
-# For raw-scale display, log features show their source column instead.
-_DISPLAY_SOURCE = {"log_tenure": "tenure_years", "log_monthly_income": "MonthlyIncome",
-                   "log_total_working_years": "TotalWorkingYears", "log_distance": "DistanceFromHome"}
-
-
-def _fmt(name: str, value: float) -> str:
-    unit = FEATURE_ZH.get(name, (name, ""))[1]
-    if unit == "%":
-        return f"{value:.0%}"
-    text = f"{value:.1f}" if abs(value) < 10 and value != int(value) else f"{value:.0f}"
-    return f"{text} {unit}".rstrip() if unit and not unit.startswith("(") else text
-
-
-def _position(value: float, q: Sequence[float], scope: str) -> str:
-    """Where a value sits in its reference distribution; empty when it is unremarkable (25%-75%)."""
-    q10, q25, _, q75, q90 = q
-    for limit, text in ((q90, "高于{}90%分位"), (q75, "高于{}75%分位")):
-        if value > limit:
-            return text.format(scope)
-    for limit, text in ((q10, "低于{}10%分位"), (q25, "低于{}25%分位")):
-        if value < limit:
-            return text.format(scope)
-    return ""
-
-
-def reason_text(name: str, value, reference: Mapping[str, Mapping[str, Sequence[float]]],
-                department: str | None) -> str:
-    """One driver as a sentence a manager can act on, e.g. "近3个月平均加班时长 52 小时/月，高于部门90%分位（部门
-    中位数 30 小时/月）". Numbers are placed against the employee's department when it has enough people."""
-    shown = _DISPLAY_SOURCE.get(name, name)
-    label = FEATURE_ZH.get(shown, (shown, ""))[0]
-    if name in _FLAGS:
-        return _FLAGS[name] if value == 1 else f"{label}: 否"
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return f"{label}数据缺失"
-    if isinstance(value, str) or name not in reference:
-        return f"{label}为「{value}」，该群体离职率较高"
-    by_scope = reference[name]
-    department = None if department is None or pd.isna(department) else str(department)
-    scope, q = ("部门", by_scope[department]) if department in by_scope else ("公司", by_scope["__all__"])
-    if shown != name:  # the log/ratio lives on in the model; speak in the source column's units
-        value = float(np.expm1(value)) if name != "log_monthly_income" else float(np.exp(value))
-        q = [float(np.expm1(v)) if name != "log_monthly_income" else float(np.exp(v)) for v in q]
-    value = float(value)
-    position = _position(value, q, scope)
-    return f"{label} {_fmt(shown, value)}{'，' + position if position else ''}（{scope}中位数 {_fmt(shown, q[2])}）"
 
 
 # ------------------------------------------------------------------------------------------------ model
@@ -483,14 +207,6 @@ class AttritionModel:
         return self.score(features).reset_index(drop=True)
 
 
-def _numeric(values: pd.Series) -> pd.Series:
-    """Numbers from a column that may hold bools, numeric strings or None (JSON, CSV, Parquet)."""
-    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
-        return values.astype(float)
-    return pd.to_numeric(values.astype(object).map(lambda v: float(v) if isinstance(v, (bool, np.bool_)) else v),
-                         errors="coerce").astype(float)
-
-
 def linear_input(features: pd.DataFrame, spec: FeatureSpec,
                  categories: Mapping[str, list[str]] | None = None) -> pd.DataFrame:
     """The linear part's view: numbers as floats, one-hot columns as category strings (rare ones lumped when
@@ -557,32 +273,3 @@ def reference_quantiles(features: pd.DataFrame, columns: Iterable[str]) -> dict[
             for department in counts.index[counts[column] >= MIN_REFERENCE_ROWS]:
                 out[column][department] = quantiles.loc[department, column].astype(float).tolist()
     return out
-
-
-# ------------------------------------------------------------------------------------------------ rollups
-def rollup(scored: pd.DataFrame, by: str = "department_id", top: int = 3) -> pd.DataFrame:
-    """Team / department view: headcount, expected leavers (sum of propensities), share in the high band and the
-    most frequent first drivers (feature names; FEATURE_ZH has the Chinese labels)."""
-    rows = []
-    for key, group in scored.groupby(by, dropna=False, sort=False):
-        firsts = pd.Series([d[0] for d in group["driver_features"] if len(d)], dtype=object)
-        rows.append({
-            by: key, "headcount": len(group), "expected_leavers": float(group["propensity"].sum()),
-            "high_share": float((group["band"] == "high").mean()),
-            "top_drivers": list(firsts.value_counts().index[:top]),
-            "top_drivers_zh": [FEATURE_ZH.get(f, (f, ""))[0] for f in firsts.value_counts().index[:top]],
-        })
-    return pd.DataFrame(rows).sort_values("expected_leavers", ascending=False).reset_index(drop=True)
-
-
-def department_of(units: pd.Series, org_units: pd.DataFrame, level: int = 2) -> pd.Series:
-    """The ancestor of each unit at `level` of the org chart (2 = department); a unit above it maps to itself."""
-    parent = dict(zip(org_units["unit_id"], org_units["parent_id"]))
-    depth = dict(zip(org_units["unit_id"], org_units["level"]))
-
-    def climb(unit):
-        node = unit
-        while node in depth and depth[node] > level:
-            node = parent[node]
-        return node
-    return units.map(climb)

@@ -444,7 +444,7 @@ class Engine:
     @staticmethod
     def _top_first_drivers(members: pd.DataFrame, top: int = 3) -> list[tuple[str, str]]:
         """The features most often first among the team's drivers, as (Chinese label with head count, name)."""
-        from features.attrition_features import FEATURE_ZH
+        from features.attrition_explain import FEATURE_ZH
 
         firsts = pd.Series([f[0] for f in members["driver_features"] if len(f)], dtype=object).value_counts()
         return [(f"{FEATURE_ZH.get(name, (name, ''))[0]}（{count} 人）", name)

@@ -99,7 +99,7 @@ SYNTHETIC_EMPLOYEES, SYNTHETIC_DAYS = 1000, 365  # big enough that the planted d
 @pytest.fixture(scope="session")
 def synthetic_dir(session_dir) -> Path:
     """The seeded synthetic company (1000 people x 365 days), generated once per test session; read-only."""
-    from features.synthetic import generate
+    from synthetic import generate
 
     out = session_dir / "synthetic"
     generate(employees=SYNTHETIC_EMPLOYEES, days=SYNTHETIC_DAYS, seed=settings.seed, out_dir=out)
