@@ -62,10 +62,10 @@ def seismic_forecast(features: pd.DataFrame, n_star: float, alpha: float = 1.0, 
     Without follower counts (a Weibo crawl has none) SEISMIC runs with `constant_marks`: every mark n_i = 1, the
     post's included, so p̂_t is a branching ratio per event and n* = 1 (the `exposure1`/`marks1` columns).
     """
-    count = features["n_window"].to_numpy(dtype=float)
+    count = np.asarray(features["n_window"], dtype=float)
     suffix = "1" if constant_marks else ""
-    exposure = features["exposure" + suffix].to_numpy(dtype=float)
-    remaining = np.maximum(features["marks" + suffix].to_numpy(dtype=float) - exposure, 0.0)
+    exposure = np.asarray(features["exposure" + suffix], dtype=float)
+    remaining = np.maximum(np.asarray(features["marks" + suffix], dtype=float) - exposure, 0.0)
     p_hat = np.divide(count, exposure, out=np.zeros(len(count)), where=exposure > 0)
     branching = np.minimum(gamma * p_hat * (1.0 if constant_marks else float(n_star)), max_branching)
     return count + alpha * p_hat * remaining / (1.0 - branching)
@@ -74,7 +74,7 @@ def seismic_forecast(features: pd.DataFrame, n_star: float, alpha: float = 1.0, 
 def naive_forecast(features: pd.DataFrame, growth_ratios: dict[float, float]) -> np.ndarray:
     """Naive growth scaling: final = count at T × the log-mean final/count(T) ratio measured on training cascades
     at the same T (interpolated in log T between the measured windows)."""
-    return features["n_window"].to_numpy(dtype=float) * _by_window(features, growth_ratios, log=True)
+    return np.asarray(features["n_window"], dtype=float) * _by_window(features, growth_ratios, log=True)
 
 
 def log_linear_forecast(features: pd.DataFrame, coefficients: dict[float, tuple[float, float]]) -> np.ndarray:
@@ -84,7 +84,7 @@ def log_linear_forecast(features: pd.DataFrame, coefficients: dict[float, tuple[
     log_window = np.log(features["window_min"].to_numpy(dtype=float))
     a = np.interp(log_window, np.log(windows), [coefficients[w][0] for w in windows])
     b = np.interp(log_window, np.log(windows), [coefficients[w][1] for w in windows])
-    return np.expm1(a + b * np.log1p(features["n_window"].to_numpy(dtype=float)))
+    return np.expm1(a + b * np.log1p(np.asarray(features["n_window"], dtype=float)))
 
 
 def fit_log_linear(count: np.ndarray, final: np.ndarray) -> tuple[float, float]:

@@ -65,6 +65,7 @@ class Events:
     text_len: np.ndarray  # float characters, NaN = no text column
     p_neg: np.ndarray  # float negative score of the reaction text, NaN = empty or not scored
     n_posts: int
+    created: np.ndarray | None = None  # each post's created_at, UTC ns
     has_followers: bool = False
     has_regions: bool = False
     has_tree: bool = False
@@ -78,10 +79,10 @@ class Events:
         return np.searchsorted(self.post, np.arange(self.n_posts + 1))
 
 
-def _empty(n_posts: int) -> Events:
+def _empty(n_posts: int, created: np.ndarray) -> Events:
     none = np.zeros(0)
     return Events(np.zeros(0, np.int64), none, none, np.zeros(0, dtype=object), none, np.zeros(0, np.int64), none,
-                  none, n_posts)
+                  none, n_posts, created)
 
 
 def post_times(posts: pd.DataFrame) -> np.ndarray:
@@ -124,7 +125,7 @@ def cascade_events(posts: pd.DataFrame, reposts: pd.DataFrame | None) -> Events:
     n = len(posts)
     created = post_times(posts)
     if reposts is None or len(reposts) == 0:
-        return _empty(n)
+        return _empty(n, created)
     ids = pd.Index(posts["post_id"].to_numpy(dtype=object))
     post = ids.get_indexer(reposts["post_id"].to_numpy(dtype=object))
     keep = post >= 0
@@ -134,7 +135,7 @@ def cascade_events(posts: pd.DataFrame, reposts: pd.DataFrame | None) -> Events:
         keep &= ~repeated | (event_id < 0)
     rows = np.flatnonzero(keep)
     if not len(rows):
-        return _empty(n)
+        return _empty(n, created)
     post = post[rows].astype(np.int64)
     stamps = utc_ns(reposts["timestamp"].iloc[rows])
     unparsed = stamps == _NAT
@@ -162,7 +163,7 @@ def cascade_events(posts: pd.DataFrame, reposts: pd.DataFrame | None) -> Events:
     p_neg = np.where(text_len > 0, p_neg, np.nan) if has_text else p_neg
     has_tree = "parent_id" in reposts and "repost_id" in reposts
     parent = _parents(reposts, rows, post) if has_tree else np.full(len(rows), -2, np.int64)
-    return Events(post, delay, followers, region, _depths(parent), parent, text_len, p_neg, n,
+    return Events(post, delay, followers, region, _depths(parent), parent, text_len, p_neg, n, created,
                   has_followers=bool(np.isfinite(followers).any()),
                   has_regions=bool(pd.notna(region).any()), has_tree=has_tree,
                   has_text=has_text and bool(np.isfinite(p_neg).any()))

@@ -166,7 +166,8 @@ def early_features(
     f["author_followers"] = author
     f["author_followers_known"] = np.isfinite(author).astype(float)
     f["author_followers_log"] = np.log1p(np.maximum(author, 0.0))
-    hours = local_hours(utc_ns(posts["created_at"]), timezone or settings.audience_timezone)
+    created = events.created if events.created is not None else utc_ns(posts["created_at"])
+    hours = local_hours(created, timezone or settings.audience_timezone)
     f["hour_local"] = np.floor(hours % 24.0)
     f["weekday_local"] = np.floor(hours / 24.0 + 3.0) % 7.0  # 1970-01-01 was a Thursday; 0 = Monday
     f.update(diurnal_features(hours % 24.0, window_min, FLAT_PROFILE if profile is None else profile))
@@ -176,8 +177,14 @@ def early_features(
     f["regions_known"] = share(with_region)
     f["regions_window"] = np.where(~has | (per_post(None, with_region) > 0),
                                    regions_reached(post, regions, n), np.nan)
-    features = pd.DataFrame(f)
-    features["seismic_log"] = np.log1p(seismic_forecast(features, n_star)) if n_star else np.nan
+    if n_star:
+        f["seismic_log"] = np.log1p(seismic_forecast(f, n_star))
+    else:
+        f["seismic_log"] = np.full(n, np.nan)
+    ids = f.pop("post_id")
+    # one float block (a dict of 70 arrays costs ms to consolidate; /assess builds this once per batch)
+    features = pd.DataFrame(np.column_stack(list(f.values())) if n else np.zeros((0, len(f))), columns=list(f))
+    features.insert(0, "post_id", ids)
     return features
 
 
@@ -333,7 +340,7 @@ class SpreadModel:
     def design(self, features: pd.DataFrame) -> np.ndarray:
         if not self.columns:
             raise Unavailable("该 spread 版本早于特征记录 (issue #18 之前训练), 无法用当前特征打分; 请重新训练")
-        return np.column_stack([features[c].to_numpy(dtype=float) for c in self.columns])  # cheaper than a frame
+        return features.loc[:, list(self.columns)].to_numpy(dtype=float)  # one take from the float block
 
     def raw_interval(self, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(P10, P50, P90) of log1p(final) before conformal widening, never below the count already seen."""
