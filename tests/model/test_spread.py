@@ -179,3 +179,12 @@ def test_the_gate_rescores_the_champion_on_the_challengers_test_set(trained, cas
     assert decision["champion"] is not None and run
     assert decision["champion"]["n_test_posts"] == decision["challenger"]["n_test_posts"]
     assert decision["champion"]["n_active_T60"] == decision["challenger"]["n_active_T60"]
+
+
+def test_train_with_a_data_folder_missing_its_tables_names_them(tmp_path):
+    from cli import app
+
+    (tmp_path / "posts.parquet").write_bytes(b"")
+    run = CliRunner().invoke(app, ["train", "spread", "--data", str(tmp_path), "--no-feedback"])
+    assert run.exit_code == 2, run.output
+    assert "reposts.parquet" in run.output and str(tmp_path) in run.output
