@@ -114,20 +114,25 @@ def _optional_numbers(reposts: pd.DataFrame, rows: np.ndarray, column: str) -> n
     return values
 
 
-def cascade_events(posts: pd.DataFrame, reposts: pd.DataFrame | None) -> Events:
+def cascade_events(posts: pd.DataFrame, reposts: pd.DataFrame | None, *, tree: bool = True, text: bool = True
+                   ) -> Events:
     """The events of `posts` (row order kept) in a repost stream; reposts of other posts are left out.
 
     reposts: post_id, timestamp; optional repost_id (an event delivered twice counts once), parent_id (tree
     depth), user_followers, region, text and p_neg (a score of the text, computed once per event upstream).
     A repost up to CLOCK_SKEW_S before its post is clamped to delay 0; earlier, or with no parseable time, is the
-    caller's data error: ContractError names the row (position in `reposts`) and the field.
+    caller's data error: ContractError names the row (position in `reposts`) and the field. tree / text: False
+    skips the parent and text columns (a model that does not read them need not pay for them: they are the
+    costliest part of a batch).
     """
     n = len(posts)
     created = post_times(posts)
     if reposts is None or len(reposts) == 0:
         return _empty(n, created)
     ids = pd.Index(posts["post_id"].to_numpy(dtype=object))
-    post = ids.get_indexer(reposts["post_id"].to_numpy(dtype=object))
+    # factorize the stream's ids first (Arrow strings stay Arrow), then look up only the distinct ones
+    codes, distinct = pd.factorize(reposts["post_id"])
+    post = np.append(ids.get_indexer(np.asarray(distinct, dtype=object)), -1)[codes]
     keep = post >= 0
     if "repost_id" in reposts:  # the same event delivered twice (493 times in the CED crawl) counts once
         event_id, _ = pd.factorize(reposts["repost_id"])
@@ -156,12 +161,12 @@ def cascade_events(posts: pd.DataFrame, reposts: pd.DataFrame | None) -> Events:
     region = (reposts["region"].iloc[rows].to_numpy(dtype=object) if "region" in reposts
               else np.full(len(rows), None, dtype=object))
     region = np.where(pd.isna(region), None, region)
-    has_text = "text" in reposts
+    has_text = text and "text" in reposts
     text_len = (reposts["text"].iloc[rows].fillna("").astype(str).str.strip().str.len().to_numpy(dtype=float)
                 if has_text else np.full(len(rows), np.nan))
-    p_neg = _optional_numbers(reposts, rows, "p_neg")
+    p_neg = _optional_numbers(reposts, rows, "p_neg") if text else np.full(len(rows), np.nan)
     p_neg = np.where(text_len > 0, p_neg, np.nan) if has_text else p_neg
-    has_tree = "parent_id" in reposts and "repost_id" in reposts
+    has_tree = tree and "parent_id" in reposts and "repost_id" in reposts
     parent = _parents(reposts, rows, post) if has_tree else np.full(len(rows), -2, np.int64)
     return Events(post, delay, followers, region, _depths(parent), parent, text_len, p_neg, n, created,
                   has_followers=bool(np.isfinite(followers).any()),

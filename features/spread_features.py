@@ -425,7 +425,9 @@ class SpreadModel:
         reported as observed."""
         posts = posts.reset_index(drop=True)
         window = post_windows(self.window_minutes if window_minutes is None else window_minutes, len(posts))
-        events = cascade_events(posts, reposts)
+        reads = set(self.columns)
+        events = cascade_events(posts, reposts, tree=bool(reads & set(FEATURE_GROUPS["tree"])),
+                                text=bool(reads & set(FEATURE_GROUPS["reaction_text"])))
         result = self.predict_frame(self.features(posts, None, window, text_scores, events))
         seen = threshold_crossing(events, self.threshold, window)
         result["time_to_threshold_min"] = np.where(np.isnan(seen), result["time_to_threshold_min"], seen)
