@@ -23,6 +23,7 @@ import pandas as pd
 from features.errors import InputError
 from features.model_specs import BatchResult, Evaluator
 from features.settings import settings
+from features.spread_baselines import fit_log_linear, log_linear_forecast
 from features.spread_features import (
     CATEGORICAL_COLUMNS,
     FEATURE_COLUMNS,
@@ -49,9 +50,9 @@ BLEND_WEIGHTS = np.linspace(0.0, 1.0, 11)
 PARAMS = dict(learning_rate=0.02, num_leaves=7, min_data_in_leaf=80, feature_fraction=0.8, bagging_fraction=0.8,
               bagging_freq=1, lambda_l2=1.0, verbose=-1, num_threads=1, deterministic=True)
 ROUNDS = 300
-# Groups that bought nothing measurable in CV on the real cascades are computed (their *_known flags stay) but
-# not fed to the boosters: tree shape ±0.2%, reaction-text negativity ±0.3% (and it costs a text-model call per
-# repost); see the model card's limits.
+# Groups that bought nothing in forward-chaining CV on the real cascades are computed where a caller wants them but
+# not fed to the boosters (T=60, active, vs log-linear: -9.6% without them, -8.6% with tree shape, -7.8% with
+# reaction-text negativity, which also costs a text-model call per repost); bench/spread.py re-measures this.
 MODEL_COLUMNS = tuple(c for c in FEATURE_COLUMNS if c not in ("share_direct", "max_depth", "max_children_log",
                                                               "tree_known", "reaction_text_known", "neg_share"))
 
@@ -213,8 +214,13 @@ def fit_point(table: pd.DataFrame, columns: Sequence[str]) -> lgb.Booster:
     return _fit(table, growth_target(table), "regression", columns)
 
 
-def growth_curve(cascades: Cascades, rows: np.ndarray, horizon_hours: float) -> np.ndarray:
-    """Median share of the horizon count reached by each minute, over training cascades with ≥ 20 reposts."""
+def growth_curve(posts: pd.DataFrame, reposts: pd.DataFrame, horizon_hours: float) -> np.ndarray:
+    """Median share of the horizon count reached by each minute, over the cascades with ≥ 20 reposts."""
+    cascades = Cascades(posts, reposts)
+    return _growth_curve(cascades, np.arange(len(cascades.posts)), horizon_hours)
+
+
+def _growth_curve(cascades: Cascades, rows: np.ndarray, horizon_hours: float) -> np.ndarray:
     events, horizon = cascades.events, int(horizon_hours * 60)
     final = cascades.outcomes["final"].to_numpy()
     big = np.sort(rows[final[rows] >= 20])
@@ -264,7 +270,7 @@ def fit(posts: pd.DataFrame, reposts: pd.DataFrame, windows: Sequence[float] = T
     model = SpreadModel(
         horizon_hours=settings.spread_horizon_hours, threshold=THRESHOLD, n_star=cascades.n_star, quantiles={},
         point_model=None, reach_model=None, regions_model=None,
-        growth_curve=growth_curve(cascades, train, settings.spread_horizon_hours),
+        growth_curve=_growth_curve(cascades, train, settings.spread_horizon_hours),
         window_minutes=settings.spread_window_minutes, columns=columns, profile=cascades.profile,
         timezone=settings.audience_timezone)
     model.widen, model.blend_weight = _out_of_fold(cascades, train, windows, columns)
@@ -288,8 +294,6 @@ def _out_of_fold(cascades: Cascades, train: np.ndarray, windows: Sequence[float]
                  ) -> tuple[dict, float]:
     """Conformal widening and the blend weight from forward-chaining out-of-fold forecasts (each block scored by
     models fitted on earlier posts only, so later posts never calibrate earlier ones)."""
-    from features.spread_baselines import fit_log_linear, log_linear_forecast
-
     low, high, point, other, parts = [], [], [], [], []
     probe = SpreadModel(horizon_hours=settings.spread_horizon_hours, threshold=THRESHOLD, n_star=None,
                         quantiles={}, point_model=None, reach_model=None, regions_model=None,
