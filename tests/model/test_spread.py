@@ -188,3 +188,25 @@ def test_train_with_a_data_folder_missing_its_tables_names_them(tmp_path):
     run = CliRunner().invoke(app, ["train", "spread", "--data", str(tmp_path), "--no-feedback"])
     assert run.exit_code == 2, run.output
     assert "reposts.parquet" in run.output and str(tmp_path) in run.output
+
+
+def test_cli_batch_forecast_reads_tz_aware_times_like_naive_utc(trained, tmp_path):
+    """The same instants written with a +08:00 offset or as naive UTC give the same file, over 40 posts."""
+    from cli import app
+
+    _, champion, test, reposts = trained
+    posts = test.head(40)
+    mine = reposts[reposts["post_id"].isin(posts["post_id"])][["post_id", "timestamp", "user_followers", "region"]]
+    outputs = []
+    for zone in (None, "Asia/Shanghai"):
+        def shift(column, zone=zone):
+            return column if zone is None else column.dt.tz_localize("UTC").dt.tz_convert(zone)
+        paths = [tmp_path / f"{name}-{zone is not None}.csv" for name in ("posts", "reposts", "out")]
+        posts.assign(created_at=shift(posts["created_at"])).to_csv(paths[0], index=False)
+        mine.assign(timestamp=shift(mine["timestamp"])).to_csv(paths[1], index=False)
+        run = CliRunner().invoke(app, ["predict", "spread", "--posts", str(paths[0]), "--reposts", str(paths[1]),
+                                       "--output", str(paths[2]), "--model-uri", f"models:/spread/{champion.version}"])
+        assert run.exit_code == 0, run.output
+        outputs.append(pd.read_csv(paths[2]))
+    pd.testing.assert_frame_equal(outputs[0], outputs[1])
+    assert (outputs[0]["observed"] > 0).mean() > 0.1
