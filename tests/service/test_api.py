@@ -3,7 +3,7 @@
 Runs against one `bentoml serve` with the session's champion models (see conftest.py)."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from uuid import uuid4
 
 import pandas as pd
@@ -139,7 +139,7 @@ def test_spread_and_assess_take_tz_aware_times_and_reposts_without_follower_coun
     moments = [created + timedelta(seconds=20 * i) for i in range(90)]
 
     def body(aware: bool) -> dict:
-        zone = (lambda t: t.replace(tzinfo=timezone.utc).astimezone(shanghai)) if aware else (lambda t: t)
+        zone = (lambda t: t.replace(tzinfo=UTC).astimezone(shanghai)) if aware else (lambda t: t)
         return {"post": {"text": "某公司客服态度恶劣，大家帮忙转发", "channel": "weibo",
                          "created_at": zone(created).isoformat(), "author_followers": 800},
                 "reposts": [{"timestamp": zone(t).isoformat()} for t in moments]}

@@ -3,7 +3,7 @@ batched together fail alone, text models run once per batch, scope and masking h
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import numpy as np
 import pandas as pd
@@ -13,10 +13,12 @@ from features.contracts import ContractError, RowError
 from features.keywords import KeywordLibrary
 from features.modelio import LoadedModel
 from serving.auth import Principal
-from serving.engine import DRIVER_MASKED, Engine, InputError, NotFound
+from features.errors import InputError, NotFound
+from serving.engine import Engine
 from serving.owners import OrgChart
 from serving.rules import Policy
 from serving.store import WarningStore
+from serving.views import DRIVER_MASKED
 
 NEGATIVE = "负面"
 
@@ -161,12 +163,12 @@ def test_reposts_in_any_time_zone_and_without_follower_counts_reach_the_model_as
     model (its features flag it), never a zero that looks like data."""
     created = _now() - timedelta(minutes=40)
     shanghai = timezone(timedelta(hours=8))
-    aware = [{"timestamp": (created + timedelta(seconds=30 * i)).replace(tzinfo=timezone.utc).astimezone(shanghai)}
+    aware = [{"timestamp": (created + timedelta(seconds=30 * i)).replace(tzinfo=UTC).astimezone(shanghai)}
              for i in range(60)]
     naive = [{"timestamp": created + timedelta(seconds=30 * i), "user_followers": 50} for i in range(60)]
     results = engine.assess_many([
         event("帖子一", units["child"], post_id="aware",
-              created_at=created.replace(tzinfo=timezone.utc).astimezone(shanghai), reposts=aware),
+              created_at=created.replace(tzinfo=UTC).astimezone(shanghai), reposts=aware),
         event("帖子二", units["child"], post_id="naive", created_at=created, reposts=naive, author_followers=300)])
     posts, reposts = engine.models["spread"].estimator.frames[-1]
     assert [r["predictions"]["spread"]["observed"] for r in results] == [60, 60]
@@ -222,7 +224,7 @@ def test_pay_and_performance_masked_in_values_and_explanations(engine, units):
 
 
 def test_batcher_groups_concurrent_events_and_keeps_results_apart():
-    from serving.service import Batcher
+    from serving.batching import Batcher
 
     seen: list[list[int]] = []
 
@@ -244,7 +246,7 @@ def test_batcher_groups_concurrent_events_and_keeps_results_apart():
 
 
 def test_batcher_hands_a_crash_to_every_caller_of_the_batch():
-    from serving.service import Batcher
+    from serving.batching import Batcher
 
     def crash(events):
         raise RuntimeError("model exploded")
