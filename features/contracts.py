@@ -5,9 +5,10 @@ the rules for a "good row" exist once. Errors always name the row and the field,
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Iterable, Literal, Optional
+from typing import Any, Literal, Optional
 
 import numpy as np
 import pandas as pd
@@ -110,8 +111,9 @@ POST = Contract(
         Col("post_id", "str", max_len=64),
         Col("text", "text", max_len=5000),
         Col("channel", "category", choices=POST_CHANNELS),
-        Col("created_at", "datetime", not_future=True),
-        Col("author_followers", "int", min=0, max=1e10),
+        Col("created_at", "datetime", not_future=True, doc="tz-aware in any zone, or naive = UTC"),
+        Col("author_followers", "int", required=False, min=0, max=1e10, doc="empty = unknown (not 0)"),
+        Col("author_verified", "bool", required=False, doc="verified account; empty = unknown"),
         Col("region", "str", required=False, max_len=64),
         Col("department_id", "str", required=False, max_len=64),
         Col("employee_id", "str", required=False, max_len=64),
@@ -134,13 +136,18 @@ COMPLAINT = Contract(
     ),
 )
 
+# Real feeds carry different subsets: a Weibo crawl has no follower counts or regions, others have no parent ids
+# or texts. Only the post and the time are required; the spread features flag whatever is missing.
 REPOST = Contract(
     name="Repost",
     columns=(
         Col("post_id", "str", max_len=64),
-        Col("timestamp", "datetime", not_future=True),
-        Col("user_followers", "int", min=0, max=1e10),
+        Col("timestamp", "datetime", not_future=True, doc="tz-aware in any zone, or naive = UTC"),
+        Col("user_followers", "int", required=False, min=0, max=1e10, doc="the reposter's followers; empty = unknown"),
         Col("region", "str", required=False, max_len=64),
+        Col("repost_id", "str", required=False, max_len=64, doc="an event delivered twice counts once"),
+        Col("parent_id", "str", required=False, max_len=64, doc="the repost this one answers; empty = the post"),
+        Col("text", "str", required=False, max_len=5000, doc="the reaction's text (may be empty)"),
     ),
 )
 
@@ -310,13 +317,14 @@ def validate(
 
     ids = contract.id_column or ("employee_id" if contract is EMPLOYEE else None)
     if ids:
-        keys = list(zip(typed[ids], typed["snapshot_date"])) if contract is EMPLOYEE else typed[ids]
+        keys = list(zip(typed[ids], typed["snapshot_date"], strict=True)) if contract is EMPLOYEE else typed[ids]
         seen: dict[Any, int] = {}
         for position, key in enumerate(keys):
             if key is None or (isinstance(key, tuple) and None in key):
                 continue
             if key in seen:
-                errors.append(RowError(position, ids, f"重复的 ID {key if not isinstance(key, tuple) else key[0]!r} (首次出现于第 {seen[key]} 行)"))
+                shown = key[0] if isinstance(key, tuple) else key
+                errors.append(RowError(position, ids, f"重复的 ID {shown!r} (首次出现于第 {seen[key]} 行)"))
                 bad.add(position)
             else:
                 seen[key] = position
