@@ -7,7 +7,9 @@ from datetime import datetime
 import pandas as pd
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from features.contracts import LOSS_TYPES, POST_CHANNELS, SENTIMENTS, TEXT_FUNCTIONS
 from serving.rules import (
