@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections import OrderedDict
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -41,6 +42,7 @@ from serving.store.schema import _utc
 log = logging.getLogger("lossguard")
 SCAN_CURSOR = "trend_scan"
 MAX_DASHBOARD_DAYS = 366
+CENTROID_CACHE = 20_000  # cluster centroids kept per process (a few kB each)
 
 
 class SeriesWriter:
@@ -99,6 +101,10 @@ class Monitor:
         self.department = {unit_id: self._level2(unit_id) for unit_id in chart.units}
         self.evaluator, self.dashboard = Evaluator(self), Dashboard(self)
         self._pruned: datetime | None = None
+        # cluster id -> (centroid, examples) as last seen here, so busy departments' open clusters are matched
+        # without reading and vectorising their examples on every batch
+        self._centroids: OrderedDict[int, tuple] = OrderedDict()
+        self._cluster_lock = threading.Lock()
 
     @classmethod
     def for_engine(cls, engine, employees: pd.DataFrame | None = None) -> Monitor:
@@ -146,9 +152,24 @@ class Monitor:
         keys = list(complaints)
         items = [complaints[k] for k in keys]
         since = min(c.at for c in items) - timedelta(hours=self.config.clusters.window_hours)
-        chosen = self.store.match_clusters(
-            {c.department_id or "" for c in items}, since,
-            lambda open_clusters: assign(items, open_clusters, self.vectorize, self.config.clusters))
+        config, cache = self.config.clusters, self._centroids
+
+        def match(open_clusters: list[Cluster]) -> list[Cluster]:
+            for cluster in open_clusters:  # examples not read: the cached ones (and their centroid) are current
+                if cluster.examples is None:
+                    centroid, examples = cache[cluster.id]
+                    cluster.centroid, cluster.examples = centroid, list(examples)
+            return assign(items, open_clusters, self.vectorize, config)
+
+        with self._cluster_lock:  # the cache is shared by the batcher's threads
+            known = {cid: len(examples) for cid, (_, examples) in cache.items()}
+            chosen = self.store.match_clusters({c.department_id or "" for c in items}, since, match, known,
+                                               config.max_examples)
+            for cluster in chosen:
+                cache[cluster.id] = (cluster.centroid, tuple(cluster.examples))
+                cache.move_to_end(cluster.id)
+            while len(cache) > CENTROID_CACHE:
+                cache.popitem(last=False)
         return dict(zip(keys, chosen, strict=True))
 
     def clusters_for(self, prepared: dict) -> dict[int, Cluster]:

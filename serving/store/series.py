@@ -12,7 +12,7 @@ workers run the spike scan on a timer, the one that advances the cursor for a bu
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 
 import pandas as pd
@@ -128,25 +128,36 @@ class SeriesStore:
             return moved.rowcount == 1
 
     def match_clusters(self, departments: Iterable[str], since: datetime,
-                       match: Callable[[list[Cluster]], list[Cluster]]) -> list[Cluster]:
+                       match: Callable[[list[Cluster]], list[Cluster]], known: Mapping[int, int] | None = None,
+                       max_examples: int = 5) -> list[Cluster]:
         """Read the clusters of `departments` open since `since`, let `match` assign complaints to them (it may
-        append new ones), write back the changed ones, and return what `match` returned with ids set."""
+        append new ones), write back the changed ones, and return what `match` returned with ids set.
+
+        `known` maps cluster ids to how many examples the caller already holds for them: a cluster keeps its first
+        `max_examples` complaints as examples, so when that count is min(size, max_examples) the examples are
+        not read again (examples None). A busy department has many open clusters; mostly only sizes change."""
         departments = sorted({d or "" for d in departments})
         table = clusters_table
+        light = [table.c.id, table.c.department_id, table.c.size, table.c.first_at, table.c.last_at]
         with write_connection(self.engine) as conn, conn.begin():
             if conn.dialect.name == "postgresql":  # SQLite's writer already holds the database's write lock
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(CLUSTER_LOCK)))
-            rows = conn.execute(sa.select(table).where(table.c.department_id.in_(departments),
-                                                       table.c.last_at >= _utc(since))).mappings().all()
+            rows = conn.execute(sa.select(*light).where(table.c.department_id.in_(departments),
+                                                        table.c.last_at >= _utc(since))).mappings().all()
+            known = known or {}
+            wanted = [r["id"] for r in rows if known.get(r["id"]) != min(r["size"], max_examples)]
+            examples = dict(conn.execute(sa.select(table.c.id, table.c.examples).where(table.c.id.in_(wanted)))
+                            .all()) if wanted else {}
             open_clusters = [Cluster(r["id"], r["department_id"], r["size"], r["first_at"], r["last_at"],
-                                     list(r["examples"])) for r in rows]
+                                     list(examples[r["id"]]) if r["id"] in examples else None) for r in rows]
             chosen = match(open_clusters)
             for cluster in open_clusters:
                 if not cluster.changed:
                     continue
                 values = {"department_id": cluster.department_id, "size": cluster.size,
-                          "first_at": _utc(cluster.first_at), "last_at": _utc(cluster.last_at),
-                          "examples": cluster.examples}
+                          "first_at": _utc(cluster.first_at), "last_at": _utc(cluster.last_at)}
+                if cluster.examples is not None:
+                    values["examples"] = cluster.examples
                 if cluster.id is None:
                     cluster.id = conn.execute(sa.insert(table).values(**values)).inserted_primary_key[0]
                 else:

@@ -199,3 +199,24 @@ def test_a_surge_of_negative_posts_through_assess_becomes_a_trend_warning(engine
                         for i, p in enumerate(posts)])
     again = engine.monitor.scan(end.to_pydatetime() + timedelta(minutes=20), force=True)
     assert [f.record.id for f in again] == [warning.id] and again[0].record.events_count == 2
+
+
+def test_two_workers_grow_one_cluster_through_the_store(company, vectorize, tmp_path):
+    """Each worker caches what it has seen of the clusters; the store stays the one truth: complaints about one
+    issue sent alternately to two workers end in one cluster with every complaint counted."""
+    from serving.monitoring.clusters import Complaint
+
+    store = _store(tmp_path, company["policy"])
+    workers = [Monitor(store, company["policy"], company["chart"], vectorize=vectorize, background=False)
+               for _ in range(2)]
+    unit = company["tables"]["org_units"].query("level == 2")["unit_id"].iloc[0]
+    t0 = datetime(2026, 11, 27, 9)
+    rng = np.random.default_rng(4)
+    wordings = ("Q3蓝牙耳机左耳没声音", "Q3蓝牙耳机一边耳机没有声音", "Q3蓝牙耳机左耳机突然不响了")
+    seen = []
+    for batch in range(12):
+        items = {k: Complaint(f"{rng.choice(wordings)}，希望尽快处理", unit, t0 + timedelta(minutes=batch * 5 + k))
+                 for k in range(3)}
+        seen += list(workers[batch % 2].assign_clusters(items).values())
+    assert len({c.id for c in seen}) == 1
+    assert store.cluster(seen[0].id).size == 36 and seen[-1].size == 36
