@@ -252,8 +252,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-serving", action="store_true", help="skip the /assess section (no models needed)")
     parser.add_argument("--seconds", type=float, default=20.0, help="open-loop phase length per mode")
+    parser.add_argument("--serving-only", action="store_true", help="only the /assess section")
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} before the run")
+    if args.serving_only:
+        serving = bench_serving(args.seconds)
+        for mode in ("on", "off"):
+            load_row = serving[mode]
+            print(f"counting {mode}: {load_row['rps']:.0f} req/s p50 {load_row['p50']:.1f} p95 {load_row['p95']:.1f} "
+                  f"p99 {load_row['p99']:.1f} ms errors {load_row['errors']}")
+        print(f"events counted in the series: {serving['counted']:,}")
+        return
     s = bench_spikes()
     e = bench_effects()
     c = bench_clusters()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -46,10 +47,12 @@ CENTROID_CACHE = 20_000  # cluster centroids kept per process (a few kB each)
 
 
 class SeriesWriter:
-    """Queues folded rows and writes them from one thread, merging what queued meanwhile into one statement."""
+    """Queues folded rows and writes them from one thread, merging what queued meanwhile into one statement: at
+    most one write every `interval` seconds, however many /assess batches arrive (a batch's rows are already
+    one per key; merging batches cuts the writes once more under load)."""
 
-    def __init__(self, store: WarningStore, background: bool = True):
-        self.store, self.background = store, background
+    def __init__(self, store: WarningStore, background: bool = True, interval: float = 0.5):
+        self.store, self.background, self.interval = store, background, interval
         self._queue: queue.Queue = queue.Queue()
         self._idle = threading.Event()
         self._idle.set()
@@ -72,6 +75,7 @@ class SeriesWriter:
     def _run(self) -> None:
         while True:
             rows = list(self._queue.get())
+            time.sleep(self.interval)  # let the batches of the next moment join this write
             while not self._queue.empty():
                 rows += self._queue.get_nowait()
             merged: dict[tuple, dict] = {}

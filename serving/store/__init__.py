@@ -139,3 +139,5 @@ class WarningStore(Intake, Lifecycle, FeedbackExport, AuditLog, WebhookDispatch,
 
     def close(self) -> None:
         self.engine.dispose()
+        if getattr(self, "_aggregate_engine", None) is not None:
+            self._aggregate_engine.dispose()

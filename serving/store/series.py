@@ -19,7 +19,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from serving.db import write_connection
+from serving.db import make_engine, write_connection
 from serving.monitoring.clusters import Cluster
 from serving.store.schema import StoreError, _utc, metadata
 
@@ -60,7 +60,32 @@ monitor_state_table = sa.Table(
 
 
 class SeriesStore:
-    """A mixin of WarningStore: it expects `self.engine`."""
+    """A mixin of WarningStore: it expects `self.engine` and `self.url`."""
+
+    def _aggregate_connection(self) -> sa.Connection:
+        return write_connection(self.aggregate_engine)
+
+    @property
+    def aggregate_engine(self) -> sa.Engine:
+        """The engine counts and clusters are written through. They are aggregates: losing the last second of them
+        to a power cut is acceptable, an fsync per /assess batch for them is not (on SQLite every commit waits for
+        the disk while holding the one write lock, and a batch writes counts and clusters besides its warnings).
+        SQLite: a connection of its own with synchronous=NORMAL (in WAL mode a commit then skips the fsync;
+        the warnings keep FULL on theirs). PostgreSQL: synchronous_commit off for these transactions."""
+        engine = getattr(self, "_aggregate_engine", None)
+        if engine is None:
+            engine = self.engine
+            parsed = sa.make_url(self.url)
+            if parsed.drivername.startswith("sqlite") and parsed.database not in (None, "", ":memory:"):
+                engine = make_engine(self.url)
+                sa.event.listen(engine, "connect",
+                                lambda dbapi_connection, _: dbapi_connection.execute("PRAGMA synchronous = NORMAL"))
+            self._aggregate_engine = engine
+        return engine
+
+    def _relaxed(self, conn: sa.Connection) -> None:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("SET LOCAL synchronous_commit TO OFF"))
 
     def _upsert(self):
         """INSERT ... ON CONFLICT DO UPDATE adding to the stored counts (built once per store)."""
@@ -82,7 +107,8 @@ class SeriesStore:
         rows = sorted((_series_row(row) for row in rows), key=lambda r: tuple(r[k] for k in SERIES_KEY))
         if not rows:
             return 0
-        with write_connection(self.engine) as conn, conn.begin():
+        with self._aggregate_connection() as conn, conn.begin():
+            self._relaxed(conn)
             conn.execute(self._upsert(), rows)
         return len(rows)
 
@@ -139,7 +165,8 @@ class SeriesStore:
         departments = sorted({d or "" for d in departments})
         table = clusters_table
         light = [table.c.id, table.c.department_id, table.c.size, table.c.first_at, table.c.last_at]
-        with write_connection(self.engine) as conn, conn.begin():
+        with self._aggregate_connection() as conn, conn.begin():
+            self._relaxed(conn)
             if conn.dialect.name == "postgresql":  # SQLite's writer already holds the database's write lock
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(CLUSTER_LOCK)))
             rows = conn.execute(sa.select(*light).where(table.c.department_id.in_(departments),

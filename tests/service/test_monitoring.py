@@ -16,6 +16,7 @@ from features.keywords import KeywordLibrary
 from features.modelio import LoadedModel
 from features.text import TextFeaturizer, TextNormalizer
 from serving.engine import Engine
+from serving.monitoring.evaluation import Evaluator
 from serving.monitoring.monitor import Monitor
 from serving.owners import OrgChart, resolve_owners
 from serving.rules import Policy, RiskInput, evaluate
@@ -91,12 +92,15 @@ def test_planted_fixes_are_measured_against_matched_departments(company, tmp_pat
     store = _store(tmp_path, policy)
     store.add_counts(hourly.to_dict("records"))
     monitor = Monitor(store, policy, company["chart"], background=False)
+    people = company["tables"]["employees"][["employee_id", "department_id", "hire_date", "leave_date"]]
+    monitor.evaluator = Evaluator(monitor, people)  # culture warnings: leavers before/after too
     filed = {}
     for number, fix in enumerate(truth["effects"]):
         created, resolved = (pd.Timestamp(fix[k]).to_pydatetime() for k in ("created_at", "resolved_at"))
         risk = RiskInput(subject=f"post:fix{number}", event_kind="post", text="负面内容", channel="weibo",
                          department_id=fix["department_id"], sentiment_label="neg", p_neg=0.95,
-                         loss_type="reputation", keyword_hits=[{"term": "星启", "category": "company", "severity": 1}])
+                         loss_type=fix["loss_type"],
+                         keyword_hits=[{"term": "星启", "category": "company", "severity": 1}])
         decision = evaluate(risk, policy)
         record = store.upsert_from_decision(decision, risk, resolve_owners(decision, risk, company["chart"]),
                                             now=created).record
@@ -115,6 +119,11 @@ def test_planted_fixes_are_measured_against_matched_departments(company, tmp_pat
             assert np.sign(measured["estimate"]) == np.sign(planted["size"]), (planted, measured)
         assert effect["chart"]["treated"] and len(effect["controls"]) >= 2
         assert effect["summary_zh"][0].startswith("整改后负面声量相对对照组变化")
+        if effect["loss_type"] == "culture":  # the team's leavers, per 100 people and 30 days, before and after
+            assert {"leavers", "attrition_risk_now"} <= set(effect["metrics"])
+            leavers = effect["metrics"]["leavers"]
+            assert leavers is None or (leavers["low"] <= leavers["estimate"] <= leavers["high"]
+                                       and leavers["treated_before"] >= 0)
     department = truth["effects"][0]["department_id"]
     resolved = pd.Timestamp(truth["effects"][0]["resolved_at"])
     report = monitor.report_for(None, department, f"{resolved.year}Q{resolved.quarter}", now=end.to_pydatetime())
@@ -165,8 +174,9 @@ def test_a_complaint_burst_through_assess_files_one_warning_per_issue(engine, co
 
 def test_every_scored_event_is_counted_with_one_write_per_batch(engine, company):
     statements: list[str] = []
-    sa.event.listen(engine.store.engine, "before_cursor_execute",
-                    lambda conn, cursor, statement, *rest: statements.append(statement))
+    for db in {engine.store.engine, engine.store.aggregate_engine}:
+        sa.event.listen(db, "before_cursor_execute",
+                        lambda conn, cursor, statement, *rest: statements.append(statement))
     unit = company["tables"]["org_units"].query("level == 2")["unit_id"].iloc[0]
     now = datetime(2026, 11, 27, 12)
     batch = [{"kind": "post", "text": "负面 文案" if i % 3 else "年会通知", "channel": "weibo", "department_id": unit,

@@ -27,8 +27,9 @@ def _events(rng: random.Random, n: int) -> list[SeriesEvent]:
 def test_concurrent_batches_add_up_exactly_one_statement_each(db_url):
     store = WarningStore(db_url)
     statements: list[str] = []
-    sa.event.listen(store.engine, "before_cursor_execute",
-                    lambda conn, cursor, statement, *rest: statements.append(statement))
+    for engine in {store.engine, store.aggregate_engine}:
+        sa.event.listen(engine, "before_cursor_execute",
+                        lambda conn, cursor, statement, *rest: statements.append(statement))
     rng = random.Random(7)
     batches = [_events(rng, rng.randrange(1, 60)) for _ in range(40)]
     errors: list[Exception] = []
