@@ -159,38 +159,71 @@ class SeriesStore:
         """Read the clusters of `departments` open since `since`, let `match` assign complaints to them (it may
         append new ones), write back the changed ones, and return what `match` returned with ids set.
 
+        Optimistic: reading and matching happen outside the write lock (matching vectorises text), the write
+        takes it briefly and adds sizes as increments, so concurrent workers lose no count. If another writer
+        opened a cluster in these departments meanwhile (two workers seeing the first complaints of one issue),
+        the batch is matched again under the lock, so one issue never splits into two clusters.
+
         `known` maps cluster ids to how many examples the caller already holds for them: a cluster keeps its first
         `max_examples` complaints as examples, so when that count is min(size, max_examples) the examples are
         not read again (examples None). A busy department has many open clusters; mostly only sizes change."""
         departments = sorted({d or "" for d in departments})
-        table = clusters_table
-        light = [table.c.id, table.c.department_id, table.c.size, table.c.first_at, table.c.last_at]
+        with self.engine.connect() as conn:
+            open_clusters, newest = self._open_clusters(conn, departments, since, known or {}, max_examples)
+        read = {c.id: (c.size, len(c.examples) if c.examples is not None else None) for c in open_clusters}
+        chosen = match(open_clusters)
         with self._aggregate_connection() as conn, conn.begin():
             self._relaxed(conn)
             if conn.dialect.name == "postgresql":  # SQLite's writer already holds the database's write lock
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(CLUSTER_LOCK)))
-            rows = conn.execute(sa.select(*light).where(table.c.department_id.in_(departments),
-                                                        table.c.last_at >= _utc(since))).mappings().all()
-            known = known or {}
-            wanted = [r["id"] for r in rows if known.get(r["id"]) != min(r["size"], max_examples)]
-            examples = dict(conn.execute(sa.select(table.c.id, table.c.examples).where(table.c.id.in_(wanted)))
-                            .all()) if wanted else {}
-            open_clusters = [Cluster(r["id"], r["department_id"], r["size"], r["first_at"], r["last_at"],
-                                     list(examples[r["id"]]) if r["id"] in examples else None) for r in rows]
-            chosen = match(open_clusters)
-            for cluster in open_clusters:
-                if not cluster.changed:
-                    continue
-                values = {"department_id": cluster.department_id, "size": cluster.size,
-                          "first_at": _utc(cluster.first_at), "last_at": _utc(cluster.last_at)}
-                if cluster.examples is not None:
-                    values["examples"] = cluster.examples
-                if cluster.id is None:
-                    cluster.id = conn.execute(sa.insert(table).values(**values)).inserted_primary_key[0]
-                else:
-                    conn.execute(sa.update(table).where(table.c.id == cluster.id).values(**values))
-                cluster.changed = False
+            if self._newest_cluster(conn, departments) != newest:  # someone opened a cluster here meanwhile
+                open_clusters, _ = self._open_clusters(conn, departments, since, known or {}, max_examples)
+                read = {c.id: (c.size, len(c.examples) if c.examples is not None else None) for c in open_clusters}
+                chosen = match(open_clusters)
+            self._write_clusters(conn, open_clusters, read)
         return chosen
+
+    @staticmethod
+    def _newest_cluster(conn: sa.Connection, departments: list[str]) -> int | None:
+        table = clusters_table
+        return conn.execute(sa.select(sa.func.max(table.c.id)).where(table.c.department_id.in_(departments))).scalar()
+
+    @staticmethod
+    def _open_clusters(conn: sa.Connection, departments: list[str], since: datetime, known: Mapping[int, int],
+                       max_examples: int) -> tuple[list[Cluster], int | None]:
+        table = clusters_table
+        light = [table.c.id, table.c.department_id, table.c.size, table.c.first_at, table.c.last_at]
+        rows = conn.execute(sa.select(*light).where(table.c.department_id.in_(departments),
+                                                    table.c.last_at >= _utc(since))).mappings().all()
+        wanted = [r["id"] for r in rows if known.get(r["id"]) != min(r["size"], max_examples)]
+        examples = dict(conn.execute(sa.select(table.c.id, table.c.examples).where(table.c.id.in_(wanted)))
+                        .all()) if wanted else {}
+        newest = SeriesStore._newest_cluster(conn, departments)
+        return [Cluster(r["id"], r["department_id"], r["size"], r["first_at"], r["last_at"],
+                        list(examples[r["id"]]) if r["id"] in examples else None) for r in rows], newest
+
+    @staticmethod
+    def _write_clusters(conn: sa.Connection, clusters: list[Cluster], read: dict) -> None:
+        """New clusters inserted; existing ones grow by increments; examples are written only where nobody
+        else changed the cluster since it was read (else they stay as the other writer left them)."""
+        table = clusters_table
+        for cluster in clusters:
+            if not cluster.changed:
+                continue
+            if cluster.id is None:
+                cluster.id = conn.execute(sa.insert(table).values(
+                    department_id=cluster.department_id, size=cluster.size, first_at=_utc(cluster.first_at),
+                    last_at=_utc(cluster.last_at), examples=cluster.examples or [])).inserted_primary_key[0]
+            else:
+                size, count = read[cluster.id]
+                if count is not None and len(cluster.examples) != count:
+                    conn.execute(sa.update(table).where(table.c.id == cluster.id, table.c.size == size)
+                                 .values(examples=cluster.examples))
+                conn.execute(sa.update(table).where(table.c.id == cluster.id).values(
+                    size=table.c.size + (cluster.size - size),
+                    last_at=sa.case((table.c.last_at < _utc(cluster.last_at), _utc(cluster.last_at)),
+                                    else_=table.c.last_at)))
+            cluster.changed = False
 
     def cluster(self, cluster_id: int) -> Cluster | None:
         with self.engine.connect() as conn:

@@ -230,3 +230,38 @@ def test_two_workers_grow_one_cluster_through_the_store(company, vectorize, tmp_
         seen += list(workers[batch % 2].assign_clusters(items).values())
     assert len({c.id for c in seen}) == 1
     assert store.cluster(seen[0].id).size == 36 and seen[-1].size == 36
+
+
+def test_workers_matching_at_the_same_moment_never_split_an_issue(company, vectorize, tmp_path):
+    """Four workers receive the first complaints of one new issue at the same instant, over and over: matching
+    is optimistic, and a worker that finds a cluster opened meanwhile matches again, so each issue stays one."""
+    import threading
+
+    from serving.monitoring.clusters import Complaint
+
+    store = _store(tmp_path, company["policy"])
+    unit = company["tables"]["org_units"].query("level == 2")["unit_id"].iloc[0]
+    t0 = datetime(2026, 11, 27, 9)
+    issues = ["X5扫地机器人充不进电", "Q3蓝牙耳机左耳没声音", "会员积分莫名被清零", "App 3.2版本一打开就闪退"]
+    for round_, text in enumerate(issues):
+        workers = [Monitor(store, company["policy"], company["chart"], vectorize=vectorize, background=False)
+                   for _ in range(4)]
+        start = threading.Barrier(4)
+        errors: list[Exception] = []
+
+        def send(monitor, k, text=text, round_=round_, start=start, errors=errors):
+            try:
+                start.wait()
+                monitor.assign_clusters({0: Complaint(text, unit, t0 + timedelta(hours=round_, seconds=k))})
+            except Exception as exc:  # noqa: BLE001 - collected: a thread's exception must fail the test
+                errors.append(exc)
+
+        threads = [threading.Thread(target=send, args=(w, k)) for k, w in enumerate(workers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+    with store.engine.connect() as conn:
+        sizes = sorted(r.size for r in conn.execute(sa.text("SELECT size FROM complaint_clusters")))
+    assert sizes == [4, 4, 4, 4]
