@@ -95,33 +95,34 @@ def assign(complaints: Sequence[Complaint], open_clusters: list[Cluster], vector
     pool_department = np.array([c.department_id for c in pool], dtype=object)
     pool_last = np.array([c.last_at for c in pool], dtype="datetime64[us]")
     window = timedelta(hours=config.window_hours)
-    fresh: list[tuple[Cluster, list[int]]] = []  # clusters opened in this batch, with their members
+    fresh: dict[str, list[list]] = {}  # per department: [cluster, members kept (<= max_examples), |sum|^2]
     chosen: list[Cluster | None] = [None] * len(complaints)
     for i in sorted(range(len(complaints)), key=lambda k: complaints[k].at):
         item = complaints[i]
         department = item.department_id or ""
-        best, best_sim = None, config.threshold
+        best, best_sim, best_fresh = None, config.threshold, None
         if pool:
             ok = (pool_department == department) & (np.datetime64(item.at - window, "us") <= pool_last)
             sims = np.where(ok, to_open[i], -1.0)
             j = int(np.argmax(sims))
             if sims[j] >= best_sim:
                 best, best_sim = pool[j], sims[j]
-        for cluster, members in fresh:
-            if cluster.department_id != department or item.at - cluster.last_at > window:
+        for entry in fresh.get(department, ()):
+            cluster, kept, norm2 = entry
+            if item.at - cluster.last_at > window:
                 continue
-            kept = members[:config.max_examples]
-            norm = np.sqrt(max(within[np.ix_(kept, kept)].sum(), 1e-12))
-            similarity = within[i, kept].sum() / norm
+            similarity = within[i, kept].sum() / np.sqrt(max(norm2, 1e-12))
             if similarity >= best_sim:
-                best, best_sim = cluster, similarity
+                best, best_sim, best_fresh = cluster, similarity, entry
         if best is None:
             best = Cluster(None, department, 0, item.at, item.at, [], None)
             open_clusters.append(best)
-            fresh.append((best, []))
-        for cluster, members in fresh:
-            if cluster is best:
-                members.append(i)
+            best_fresh = [best, [], 0.0]
+            fresh.setdefault(department, []).append(best_fresh)
+        if best_fresh is not None and len(best_fresh[1]) < config.max_examples:
+            kept = best_fresh[1]  # |sum + v|^2 = |sum|^2 + 2 v.sum + |v|^2
+            best_fresh[2] += 2 * within[i, kept].sum() + within[i, i]
+            kept.append(i)
         best.size += 1
         best.last_at = max(best.last_at, item.at)
         if best.examples is not None and len(best.examples) < config.max_examples:

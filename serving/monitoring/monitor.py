@@ -28,7 +28,7 @@ import pandas as pd
 
 from features.contracts import INTERNAL_CHANNELS, TEXT_FUNCTIONS
 from features.errors import NotFound, field_error
-from serving.monitoring.clusters import Cluster, Complaint, assign
+from serving.monitoring.clusters import Cluster, Complaint, assign, centroids
 from serving.monitoring.config import MonitoringConfig
 from serving.monitoring.dashboard import Dashboard
 from serving.monitoring.evaluation import Evaluator
@@ -168,7 +168,7 @@ class Monitor:
         with self._cluster_lock:  # the cache is shared by the batcher's threads
             known = {cid: len(examples) for cid, (_, examples) in cache.items()}
             chosen = self.store.match_clusters({c.department_id or "" for c in items}, since, match, known,
-                                               config.max_examples)
+                                               config.max_examples, self._conflict)
             for cluster in chosen:
                 cache[cluster.id] = (cluster.centroid, tuple(cluster.examples))
                 cache.move_to_end(cluster.id)
@@ -180,6 +180,20 @@ class Monitor:
         """The clusters of the complaints among an /assess batch's prepared events (by batch index)."""
         return self.assign_clusters({i: Complaint(e.text, e.department_id, e.created, e.subject)
                                      for i, e in prepared.items() if e.kind == "complaint"})
+
+    def _conflict(self, ours: list[Cluster], theirs: list[Cluster]) -> bool:
+        """Whether a cluster this batch opened is about what another worker opened one for meanwhile."""
+        theirs = [c for c in theirs if c.examples and c.department_id in {o.department_id for o in ours}]
+        if not theirs:
+            return False
+        rows = centroids(self.vectorize([e["text"] for c in theirs for e in c.examples]),
+                         [k for k, c in enumerate(theirs) for _ in c.examples])
+        for cluster in ours:
+            same = [k for k, c in enumerate(theirs) if c.department_id == cluster.department_id]
+            if cluster.centroid is not None and same and \
+                    (rows[same] @ cluster.centroid.T).max() >= self.config.clusters.threshold:
+                return True
+        return False
 
     @staticmethod
     def clustered(risk: RiskInput, cluster: Cluster) -> RiskInput:

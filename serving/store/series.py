@@ -155,14 +155,17 @@ class SeriesStore:
 
     def match_clusters(self, departments: Iterable[str], since: datetime,
                        match: Callable[[list[Cluster]], list[Cluster]], known: Mapping[int, int] | None = None,
-                       max_examples: int = 5) -> list[Cluster]:
+                       max_examples: int = 5,
+                       conflict: Callable[[list[Cluster], list[Cluster]], bool] | None = None) -> list[Cluster]:
         """Read the clusters of `departments` open since `since`, let `match` assign complaints to them (it may
         append new ones), write back the changed ones, and return what `match` returned with ids set.
 
         Optimistic: reading and matching happen outside the write lock (matching vectorises text), the write
         takes it briefly and adds sizes as increments, so concurrent workers lose no count. If another writer
         opened a cluster in these departments meanwhile (two workers seeing the first complaints of one issue),
-        the batch is matched again under the lock, so one issue never splits into two clusters.
+        the batch is matched again under the lock, so one issue never splits into two clusters: when it opened
+        clusters itself and `conflict(ours, theirs)` says one of them is about what another writer's is (without
+        `conflict`, whenever it opened any).
 
         `known` maps cluster ids to how many examples the caller already holds for them: a cluster keeps its first
         `max_examples` complaints as examples, so when that count is min(size, max_examples) the examples are
@@ -176,7 +179,9 @@ class SeriesStore:
             self._relaxed(conn)
             if conn.dialect.name == "postgresql":  # SQLite's writer already holds the database's write lock
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(CLUSTER_LOCK)))
-            if self._newest_cluster(conn, departments) != newest:  # someone opened a cluster here meanwhile
+            ours = [c for c in open_clusters if c.id is None]
+            if ours and self._newest_cluster(conn, departments) != newest and (
+                    conflict is None or conflict(ours, self._clusters_after(conn, departments, newest))):
                 open_clusters, _ = self._open_clusters(conn, departments, since, known or {}, max_examples)
                 read = {c.id: (c.size, len(c.examples) if c.examples is not None else None) for c in open_clusters}
                 chosen = match(open_clusters)
@@ -187,6 +192,16 @@ class SeriesStore:
     def _newest_cluster(conn: sa.Connection, departments: list[str]) -> int | None:
         table = clusters_table
         return conn.execute(sa.select(sa.func.max(table.c.id)).where(table.c.department_id.in_(departments))).scalar()
+
+    @staticmethod
+    def _clusters_after(conn: sa.Connection, departments: list[str], newest: int | None) -> list[Cluster]:
+        """Clusters other writers opened in `departments` since `newest` was the latest, with their examples."""
+        table = clusters_table
+        query = sa.select(table).where(table.c.department_id.in_(departments))
+        if newest is not None:
+            query = query.where(table.c.id > newest)
+        return [Cluster(r["id"], r["department_id"], r["size"], r["first_at"], r["last_at"], list(r["examples"]))
+                for r in conn.execute(query).mappings()]
 
     @staticmethod
     def _open_clusters(conn: sa.Connection, departments: list[str], since: datetime, known: Mapping[int, int],
