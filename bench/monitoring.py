@@ -17,7 +17,7 @@ Each section prints ours beside a baseline measured in the same run:
 Targets: recall >= 0.9 at <= 1 false spike per series per 30 days; median delay <= 20 min; effect sign right
 >= 90% of planted (non-zero) effects and 90% intervals covering the planted size >= 85%; /assess p99 <= 50 ms.
 
-    python bench/monitoring.py             # everything (~6 minutes on 2 cores)
+    python bench/monitoring.py             # everything (~8 minutes on 2 cores)
     python bench/monitoring.py --no-serving  # sections 1-3 only (no trained models needed)
 """
 from __future__ import annotations
@@ -209,42 +209,50 @@ def bench_clusters() -> dict:
 
 
 # ---- (4) /assess with counting on / off ------------------------------------------------------------------------------
-def bench_serving(seconds: float) -> dict:
+def bench_serving(seconds: float, rounds: int = 2) -> dict:
+    """Each mode in turn, `rounds` times (this machine is shared: interleaving spreads its noise over the modes);
+    a mode's figures are those of its round with the median p99, every round's p99 is kept."""
     spec = importlib.util.spec_from_file_location("bench_serving", ROOT / "bench" / "serving.py")
     load = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(load)
     load.check_prerequisites()
     from serving.auth import KeyStore
+    from serving.store import WarningStore
 
     scratch = Path(tempfile.mkdtemp(prefix="lossguard-bench-monitoring-"))
-    off_policy = scratch / "policy-monitoring-off.yaml"
-    off_policy.write_text("monitoring: {enabled: false}\n", encoding="utf-8")
+    policies = {"on": None, "counts": scratch / "policy-counting-only.yaml", "off": scratch / "policy-off.yaml"}
+    policies["counts"].write_text("monitoring: {clusters: {enabled: false}}\n", encoding="utf-8")
+    policies["off"].write_text("monitoring: {enabled: false}\n", encoding="utf-8")
+    names = {"on": "on (counting + clustering)", "counts": "counting only", "off": "off"}
     bodies = load.build_events(load.USERS * int(seconds) + 1000, 0.0)
-    results = {}
+    runs: dict[str, list[dict]] = {mode: [] for mode in policies}
     try:
-        for mode, policy in (("on", None), ("off", off_policy)):
-            database = f"sqlite:///{scratch / f'warnings-{mode}.db'}"
-            key = KeyStore(database).create("bench", "admin")
-            env = {**os.environ, "LOSSGUARD_WARNINGS_DB": database, "LOSSGUARD_ESCALATION_INTERVAL_S": "3600"}
-            if policy is not None:
-                env["LOSSGUARD_POLICY_PATH"] = str(policy)
-            print(f"  series counting and clustering {mode}:")
-            with load.Server(env, scratch / f"server-{mode}.log") as server:
-                async def run(url=server.url, key=key):
-                    await load.closed_loop(url, "/assess", key, bodies, 8, 3)  # warm-up
-                    await load.drain(url, key, bodies[0])
-                    return await load.open_loop(url, key, bodies, seconds)
+        for number in range(rounds):
+            for mode, policy in policies.items():
+                database = f"sqlite:///{scratch / f'warnings-{mode}-{number}.db'}"
+                key = KeyStore(database).create("bench", "admin")
+                env = {**os.environ, "LOSSGUARD_WARNINGS_DB": database, "LOSSGUARD_ESCALATION_INTERVAL_S": "3600"}
+                if policy is not None:
+                    env["LOSSGUARD_POLICY_PATH"] = str(policy)
+                print(f"  round {number + 1}, monitoring {names[mode]} (load average {os.getloadavg()[0]:.1f}):")
+                with load.Server(env, scratch / f"server-{mode}-{number}.log") as server:
+                    async def run(url=server.url, key=key):
+                        await load.closed_loop(url, "/assess", key, bodies, 8, 3)  # warm-up
+                        await load.drain(url, key, bodies[0])
+                        return await load.open_loop(url, key, bodies, seconds)
 
-                results[mode] = asyncio.run(run())
-                load.show(f"/assess open loop, monitoring {mode}", results[mode])
-            if mode == "on":
-                from serving.store import WarningStore
-
+                    result = asyncio.run(run())
+                    load.show(f"/assess open loop, monitoring {mode}", result)
                 counted = WarningStore(database).series_frame(pd.Timestamp("2000-01-01"), pd.Timestamp("2100-01-01"))
-                results["counted"] = int(counted["total"].sum())
+                result["counted"] = int(counted["total"].sum())
+                runs[mode].append(result)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return results
+    out = {}
+    for mode, results in runs.items():
+        ordered = sorted(results, key=lambda r: r["p99"])
+        out[mode] = {**ordered[len(ordered) // 2], "p99_rounds": [round(r["p99"], 1) for r in results]}
+    return out
 
 
 # ---- report ------------------------------------------------------------------------------------------------------
@@ -253,20 +261,21 @@ def main() -> None:
     parser.add_argument("--no-serving", action="store_true", help="skip the /assess section (no models needed)")
     parser.add_argument("--seconds", type=float, default=20.0, help="open-loop phase length per mode")
     parser.add_argument("--serving-only", action="store_true", help="only the /assess section")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of the three /assess modes (interleaved)")
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} before the run")
     if args.serving_only:
-        serving = bench_serving(args.seconds)
-        for mode in ("on", "off"):
-            load_row = serving[mode]
-            print(f"counting {mode}: {load_row['rps']:.0f} req/s p50 {load_row['p50']:.1f} p95 {load_row['p95']:.1f} "
-                  f"p99 {load_row['p99']:.1f} ms errors {load_row['errors']}")
-        print(f"events counted in the series: {serving['counted']:,}")
+        serving = bench_serving(args.seconds, args.rounds)
+        for mode in ("on", "counts", "off"):
+            row = serving[mode]
+            print(f"monitoring {mode}: {row['rps']:.0f} req/s p50 {row['p50']:.1f} p95 {row['p95']:.1f} "
+                  f"p99 {row['p99']:.1f} ms (rounds {row['p99_rounds']}) errors {row['errors']} "
+                  f"counted {row['counted']:,}")
         return
     s = bench_spikes()
     e = bench_effects()
     c = bench_clusters()
-    serving = None if args.no_serving else bench_serving(args.seconds)
+    serving = None if args.no_serving else bench_serving(args.seconds, args.rounds)
     rows = [
         ("spikes: planted, scored after warm-up", f"{s['ours']['planted']}", ""),
         ("  recall", f"{s['ours']['recall']:.3f}", f"{s['3sigma']['recall']:.3f}"),
@@ -289,12 +298,13 @@ def main() -> None:
         ("  unrelated complaints joining an issue", f"{c['intruders']:.3f}", ""),
     ]
     if serving:
-        on, off = serving["on"], serving["off"]
-        rows += [("/assess open loop 200 users x 1/s", "counting on", "counting off"),
-                 ("  requests/s", f"{on['rps']:,.0f}", f"{off['rps']:,.0f}"),
-                 *[(f"  {q} ms", f"{on[q]:,.1f}", f"{off[q]:,.1f}") for q in ("p50", "p95", "p99")],
-                 ("  errors", f"{on['errors']}", f"{off['errors']}"),
-                 ("  events counted in the series", f"{serving['counted']:,}", "")]
+        on, counts, off = serving["on"], serving["counts"], serving["off"]
+        rows += [("/assess open loop 200 users x 1/s", "counting (+clusters)", "monitoring off"),
+                 ("  requests/s", f"{counts['rps']:,.0f} ({on['rps']:,.0f})", f"{off['rps']:,.0f}"),
+                 *[(f"  {q} ms", f"{counts[q]:,.1f} ({on[q]:,.1f})", f"{off[q]:,.1f}") for q in ("p50", "p95", "p99")],
+                 ("  p99 of each round, ms", f"{counts['p99_rounds']} ({on['p99_rounds']})", f"{off['p99_rounds']}"),
+                 ("  errors", f"{counts['errors']} ({on['errors']})", f"{off['errors']}"),
+                 ("  events counted in the series", f"{counts['counted']:,} ({on['counted']:,})", "")]
     width = max(len(r[0]) for r in rows) + 2
     print(f"\n{'':{width}}{'ours':>20}{'baseline':>26}")
     for label, a, b in rows:
@@ -306,7 +316,9 @@ def main() -> None:
               ("effect sign right", e["sign"], ">=", TARGETS["sign"]),
               ("90% interval coverage", e["coverage"], ">=", TARGETS["coverage"])]
     if serving:
-        checks.append(("/assess p99 ms, counting on", serving["on"]["p99"], "<=", TARGETS["p99"]))
+        checks.append(("/assess p99 ms, series counting on", serving["counts"]["p99"], "<=", TARGETS["p99"]))
+        checks.append(("/assess p99 ms, counting and complaint clustering on", serving["on"]["p99"], "<=",
+                       TARGETS["p99"]))
     for name, value, op, target in checks:
         met = value >= target if op == ">=" else value <= target
         print(f"  {name}: {value:.3f} ({op} {target}): {'met' if met else 'MISSED'}")

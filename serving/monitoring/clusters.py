@@ -25,6 +25,7 @@ Vectorizer = Callable[[Sequence[str]], sparse.csr_matrix]  # L2-normalised rows
 
 @dataclass(frozen=True)
 class ClusterConfig:
+    enabled: bool = True
     threshold: float = 0.15
     window_hours: float = 24.0
     max_examples: int = 5

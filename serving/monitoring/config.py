@@ -54,7 +54,7 @@ class MonitoringConfig:
 
 
 _SPIKE_KEYS = ("weeks", "alpha", "min_count", "min_excess", "min_ratio", "merge_gap", "level_hours")
-_CLUSTER_KEYS = ("threshold", "window_hours", "max_examples")
+_CLUSTER_KEYS = ("enabled", "threshold", "window_hours", "max_examples")
 _EFFECT_KEYS = ("window_days", "controls", "level")
 
 
@@ -101,8 +101,11 @@ def parse_monitoring(value: Any, fail: Callable[[str, str], Exception], event_ki
                                  integer=key in ("weeks", "min_count", "merge_gap", "level_hours"))
                     for key in spikes}
     clusters = _section(top.get("clusters", {}), "monitoring.clusters", _CLUSTER_KEYS, fail)
-    cluster_values = {key: _number(clusters[key], f"monitoring.clusters.{key}", fail,
-                                   high=1.0 if key == "threshold" else None, integer=key == "max_examples")
+    if not isinstance(clusters.get("enabled", True), bool):
+        raise fail("monitoring.clusters.enabled", "应为 true 或 false")
+    cluster_values = {key: clusters[key] if key == "enabled" else
+                      _number(clusters[key], f"monitoring.clusters.{key}", fail,
+                              high=1.0 if key == "threshold" else None, integer=key == "max_examples")
                       for key in clusters}
     effects = _section(top.get("effects", {}), "monitoring.effects", _EFFECT_KEYS, fail)
     effect_values = {key: _number(effects[key], f"monitoring.effects.{key}", fail,

@@ -151,7 +151,7 @@ class Monitor:
 
     def assign_clusters(self, complaints: dict[int, Complaint]) -> dict[int, Cluster]:
         """The cluster of each complaint (by the caller's index); nothing when clustering has no vectorizer."""
-        if not self.config.enabled or not complaints or self.vectorize is None:
+        if not (self.config.enabled and self.config.clusters.enabled) or not complaints or self.vectorize is None:
             return {}
         keys = list(complaints)
         items = [complaints[k] for k in keys]

@@ -180,7 +180,7 @@ class SeriesStore:
             if conn.dialect.name == "postgresql":  # SQLite's writer already holds the database's write lock
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(CLUSTER_LOCK)))
             ours = [c for c in open_clusters if c.id is None]
-            if ours and self._newest_cluster(conn, departments) != newest and (
+            if ours and (self._newest_cluster(conn, departments) or 0) > (newest or 0) and (
                     conflict is None or conflict(ours, self._clusters_after(conn, departments, newest))):
                 open_clusters, _ = self._open_clusters(conn, departments, since, known or {}, max_examples)
                 read = {c.id: (c.size, len(c.examples) if c.examples is not None else None) for c in open_clusters}
@@ -213,7 +213,7 @@ class SeriesStore:
         wanted = [r["id"] for r in rows if known.get(r["id"]) != min(r["size"], max_examples)]
         examples = dict(conn.execute(sa.select(table.c.id, table.c.examples).where(table.c.id.in_(wanted)))
                         .all()) if wanted else {}
-        newest = SeriesStore._newest_cluster(conn, departments)
+        newest = max((r["id"] for r in rows), default=None)  # a newer cluster is open too, so it would be here
         return [Cluster(r["id"], r["department_id"], r["size"], r["first_at"], r["last_at"],
                         list(examples[r["id"]]) if r["id"] in examples else None) for r in rows], newest
 
