@@ -90,7 +90,8 @@ def assign(complaints: Sequence[Complaint], open_clusters: list[Cluster], vector
     departments = {c.department_id or "" for c in complaints}
     pool = [c for c in open_clusters if c.centroid is not None and c.department_id in departments]
     vectors = vectorize([c.text for c in complaints])
-    to_open = np.asarray((vectors @ _stack([c.centroid for c in pool], vectors.shape[1]).T).todense()) \
+    # pool x batch, then transposed: transposing the small batch is cheap, the pool's matrix is not
+    to_open = np.asarray((_stack([c.centroid for c in pool], vectors.shape[1]) @ vectors.T).todense()).T \
         if pool else np.zeros((len(complaints), 0))
     within = np.asarray((vectors @ vectors.T).todense())
     pool_department = np.array([c.department_id for c in pool], dtype=object)
