@@ -256,11 +256,13 @@ def test_open_red_inhibits_lower_warnings_on_the_same_subject(store, policy):
     assert (muted.record.muted_reason, muted.record.muted_by) == ("inhibited", red.id)
     elsewhere = file(store, risk(subject="post:2"), policy, now=T0 + timedelta(hours=2))
     assert elsewhere.notified and elsewhere.record.muted_reason is None
-    store.acknowledge(red.id, "E110")
-    store.resolve(red.id, "E110", "true_alarm")
+    store.acknowledge(red.id, "E110", now=T0 + timedelta(hours=3))
+    store.resolve(red.id, "E110", "true_alarm", now=T0 + timedelta(hours=3))
+    assert store.get(muted.record.id).muted_reason is None  # its cause is gone: see test_muting_follows_its_cause
     after = file(store, risk(), policy, now=T0 + timedelta(hours=4))
     assert after.created and after.notified and after.record.muted_reason is None
-    assert [w.id for w in store.list(include_muted=False)] == [after.record.id, elsewhere.record.id, red.id]
+    assert [w.id for w in store.list(include_muted=False)] == \
+        [after.record.id, elsewhere.record.id, muted.record.id, red.id]
 
 
 def test_silence_mutes_until_it_expires(store, policy):
