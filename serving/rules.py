@@ -9,12 +9,13 @@ grade events need both, and imports written before the split keep working.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any
 
-from features.errors import InputError
 from features.contracts import LOSS_TYPE_ZH, LOSS_TYPES, SENTIMENTS, TEXT_FUNCTIONS
+from features.errors import InputError
 from serving.policy import (
     DEFAULT_POLICY_PATH,
     EVENT_KINDS,
@@ -81,6 +82,7 @@ class RiskInput:
     regions: int | None = None
     high_risk_key_employees: int = 0
     team_expected_leavers: float | None = None
+    raw_text: str | None = None  # the text as sent, when it held invisible characters (audit only; rules read text)
 
     def __post_init__(self) -> None:
         """Check every field and normalise numbers (numpy scalars from pandas) to plain Python ones."""
@@ -131,7 +133,7 @@ def _fmt(value: float) -> str:
     return f"{value:,.2f}"
 
 
-def _channel_zh(risk: RiskInput, policy: "Policy") -> str:
+def _channel_zh(risk: RiskInput, policy: Policy) -> str:
     return policy.channel_names.get(risk.channel, risk.channel or "未知渠道")
 
 

@@ -6,11 +6,12 @@ explanations too (a pay driver quotes the pay ratio, so a caller who may not rea
 """
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import pandas as pd
 
 from features.contracts import LOSS_TYPE_ZH
+from features.sanitize import visible
 from serving.auth import Principal, mask_record
 from serving.owners import OrgChart
 from serving.policy import Policy
@@ -37,14 +38,15 @@ def warning_view(record, policy: Policy, chart: OrgChart, audit: Iterable | None
         "department_id": record.department_id,
         "department_name": chart.units[record.department_id].name
         if record.department_id in chart.units else None,
-        "text": record.text, "reasons": list(decision.get("reasons", [])),
+        "text": visible(record.text), "reasons": list(decision.get("reasons", [])),
         "actions": [a["text"] for a in decision.get("actions", [])],
         "owners": _owner_labels(record.owners or {}), "deadline": _iso(record.deadline_at),
         "created_at": _iso(record.created_at), "updated_at": _iso(record.updated_at),
         "events_count": record.events_count, "muted": record.muted_reason,
         "escalation_level": record.escalation_level, "escalated_to": record.escalated_to,
         "acknowledged_by": record.acknowledged_by, "assignee": record.assignee,
-        "outcome": record.outcome, "resolution_notes": record.resolution_notes,
+        "outcome": record.outcome,
+        "resolution_notes": visible(record.resolution_notes) if record.resolution_notes else record.resolution_notes,
     }
     if audit is not None:
         view["audit"] = [
