@@ -129,7 +129,8 @@ class Server:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env, self.log_path = env, log_path
+        # its own BentoML home: a shared one has its Prometheus folder recreated under a running service
+        self.env, self.log_path = {**env, "BENTOML_HOME": str(log_path.parent / f"bentoml-{self.port}")}, log_path
 
     def __enter__(self) -> "Server":
         self.log = open(self.log_path, "wb")
