@@ -93,6 +93,7 @@ def note(max_length: int) -> Any:
     return Annotated[str, Strict(), StringConstraints(max_length=max_length), AfterValidator(_note)]
 
 
+SHORT = 256
 JsonInt = Annotated[int, Strict()]
 JsonFloat = Annotated[float, Strict(), AllowInfNan(False)]
 JsonBool = Annotated[bool, Strict()]
@@ -102,9 +103,13 @@ IsoDatetime = Annotated[datetime, BeforeValidator(_iso_datetime)]
 
 def api_type(kind: str, *, max_length: int | None = None, min_length: int = 0) -> Any:
     """A data contract's column kind (features.contracts.Col.kind) as a strict API type; lengths apply to text
-    before its content is checked (so a too-long text is "too long", not something vaguer)."""
+    before its content is checked (so a too-long text is "too long", not something vaguer). A short string (up to
+    SHORT characters: an id, a name, a region) may hold no control or invisible character at all; a longer one is
+    free text that may be empty."""
     if kind == "text":
         return free_text(max_length or 1_000_000, max(min_length, 1))
+    if kind == "str" and max_length is not None and max_length > SHORT:  # e.g. a repost's reaction text
+        return note(max_length)
     if kind == "str":
-        return name(max_length or 1_000_000, min_length)
+        return name(max_length or SHORT, min_length)
     return {"int": JsonInt, "float": JsonFloat, "date": IsoDate, "datetime": IsoDatetime, "bool": JsonBool}[kind]

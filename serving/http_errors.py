@@ -146,3 +146,17 @@ def _reshape(status: int, raw: bytes) -> tuple[int, dict]:
 
 def _status_zh(status: int) -> str:
     return _STATUS_ZH.get(status, f"请求失败（HTTP {status}）")
+
+
+def shape_overload_replies() -> None:
+    """BentoML's load shedding (429 past max_concurrency) and timeout (504) answer from middlewares outside any a
+    service adds, in English and without `detail`: give their module our shape (once per process)."""
+    from bentoml._internal.server.http import traffic
+
+    if getattr(traffic, "_lossguard_shaped", False):
+        return
+
+    def shaped(content, status_code: int = 200, **kwargs):
+        return JSONResponse(plain_body(_status_zh(status_code)), status_code=status_code, **kwargs)
+
+    traffic.JSONResponse, traffic._lossguard_shaped = shaped, True

@@ -53,7 +53,7 @@ from serving.api_models import (
 from serving.auth import Principal
 from serving.batching import Batcher
 from serving.engine import Engine
-from serving.http_errors import ApiError, _validation_body, json_error
+from serving.http_errors import ApiError, _validation_body, json_error, shape_overload_replies
 from serving.middleware import BENTO_APIS, AuthMiddleware, ErrorShapeMiddleware, set_model_versions
 from serving.policy import GRADES
 from serving.store import STATUSES
@@ -266,3 +266,4 @@ for _method in Lossguard.apis.values():  # unknown top-level fields are refused 
 metrics.set_routes((*BENTO_APIS, "/", "/healthz", "/livez", "/readyz", "/metrics", "/docs.json", "/schema.json"),
                    [("/static_content", r"/static_content/")], apps=[web])
 metrics.install()
+shape_overload_replies()

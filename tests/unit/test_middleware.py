@@ -128,3 +128,17 @@ def test_route_labels_are_templates_or_unmatched(path, label):
     web.mount("/review/static", StaticFiles(directory="."), name="static")
     metrics.set_routes(("/assess", "/metrics"), apps=[web])
     assert metrics.route_label(path) == label
+
+
+def test_load_shedding_answers_in_the_one_shape():
+    """BentoML's 429 past max_concurrency comes from a middleware outside ours: it too speaks our shape."""
+    from bentoml._internal.server.http.traffic import MaxConcurrencyMiddleware
+
+    from serving.http_errors import shape_overload_replies
+
+    shape_overload_replies()
+    shedding = MaxConcurrencyMiddleware(Echo(), max_concurrency=1)
+    shedding._semaphore = asyncio.Semaphore(0)  # already full
+    status, _, body, _ = call(shedding, "/assess", 0)
+    reply = json.loads(body)
+    assert status == 429 and reply["detail"][0]["field"] == "body" and "请求过多" in reply["error"]
