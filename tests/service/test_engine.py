@@ -306,3 +306,20 @@ def test_reach_is_capped_at_a_plausible_audience_and_the_warning_says_so(engine,
     spread = result["predictions"]["spread"]
     assert spread["reach"] == settings.max_reach and spread["notes"] and "封顶" in spread["notes"][0]
     assert any("封顶" in reason for reason in result["warning"]["reasons"])
+
+
+def test_the_timer_unmutes_escalates_and_anchors_the_chain_off_the_host(engine, units):
+    class Sender:
+        def __init__(self):
+            self.sent = []
+
+        def send(self, target, event_name, payload):
+            self.sent.append((target, event_name, payload))
+
+    engine.anchor_sender = Sender()
+    engine.assess(event(f"{NEGATIVE}：违背用户第一", units["child"], post_id="anchored"))
+    engine.tick()
+    engine.tick()  # nothing new: no second anchor
+    (target, name, anchor), = engine.anchor_sender.sent
+    assert (target, name) == ("audit_anchor", "checkpoint") and anchor | {"line": 1} == engine.store.anchors.last()
+    assert engine.store.verify_audit().anchored == anchor["seq"]
