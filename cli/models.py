@@ -1,6 +1,7 @@
 """`lossguard train | evaluate | promote`: the model lifecycle, driven by the model registry."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional
 
 import typer
@@ -26,6 +27,9 @@ def train(
     promote: bool = typer.Option(True, help="Run the champion/challenger gate after training."),
     force: bool = typer.Option(False, help="Promote even if the gate says no (recorded in MLflow)."),
     feedback: bool = typer.Option(True, help="First export resolved warnings from the store as extra labels."),
+    data: Optional[Path] = typer.Option(
+        None, "--data", file_okay=False,
+        help="Folder with the training data (spread: posts.parquet + reposts.parquet); default per model."),
 ) -> None:
     """Train one model (or all), log it to MLflow, register it and run the promotion gate."""
     from cli.feedback import export_feedback_from, store_exists
@@ -34,7 +38,8 @@ def train(
     _known(model, allow_all=True)
     if feedback and store_exists(settings.warnings_db):
         typer.echo(export_feedback_from(settings.warnings_db, settings.generated_dir / "feedback"))
-    for line in train_models(model, backend=backend, base_model=base_model, promote=promote, force=force):
+    for line in train_models(model, backend=backend, base_model=base_model, promote=promote, force=force,
+                             data_dir=data):
         typer.echo(line)
 
 

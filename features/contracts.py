@@ -112,8 +112,9 @@ POST = Contract(
         Col("post_id", "str", max_len=64),
         Col("text", "text", max_len=5000),
         Col("channel", "category", choices=POST_CHANNELS),
-        Col("created_at", "datetime", not_future=True),
-        Col("author_followers", "int", min=0, max=1e10),
+        Col("created_at", "datetime", not_future=True, doc="tz-aware in any zone, or naive = UTC"),
+        Col("author_followers", "int", required=False, min=0, max=1e10, doc="empty = unknown (not 0)"),
+        Col("author_verified", "bool", required=False, doc="verified account; empty = unknown"),
         Col("region", "str", required=False, max_len=64),
         Col("department_id", "str", required=False, max_len=64),
         Col("employee_id", "str", required=False, max_len=64),
@@ -136,13 +137,18 @@ COMPLAINT = Contract(
     ),
 )
 
+# Real feeds carry different subsets: a Weibo crawl has no follower counts or regions, others have no parent ids
+# or texts. Only the post and the time are required; the spread features flag whatever is missing.
 REPOST = Contract(
     name="Repost",
     columns=(
         Col("post_id", "str", max_len=64),
-        Col("timestamp", "datetime", not_future=True),
-        Col("user_followers", "int", min=0, max=1e10),
+        Col("timestamp", "datetime", not_future=True, doc="tz-aware in any zone, or naive = UTC"),
+        Col("user_followers", "int", required=False, min=0, max=1e10, doc="the reposter's followers; empty = unknown"),
         Col("region", "str", required=False, max_len=64),
+        Col("repost_id", "str", required=False, max_len=64, doc="an event delivered twice counts once"),
+        Col("parent_id", "str", required=False, max_len=64, doc="the repost this one answers; empty = the post"),
+        Col("text", "str", required=False, max_len=5000, doc="the reaction's text (may be empty)"),
     ),
 )
 

@@ -103,7 +103,8 @@ class EventIn(BaseModel):
     created_at: Optional[Moment] = Field(None, description="发布时间；无时区按 UTC；缺省为现在")
     post_id: Optional[Id] = None
     complaint_id: Optional[Id] = None
-    author_followers: JsonInt = Field(0, ge=0, le=10_000_000_000)
+    author_followers: Optional[JsonInt] = Field(None, ge=0, le=10_000_000_000,
+                                                description="作者粉丝数；缺省为未知（不按 0 计）")
     internal: Optional[JsonBool] = Field(None, description="内部渠道；缺省按渠道判断")
     region: Optional[name(64, min_length=0)] = None
     department_id: Optional[Id] = Field(None, description="涉及的部门；决定经理的可见范围与责任人")
@@ -204,8 +205,8 @@ class SpreadOut(BaseModel):
     window_minutes: float
     time_to_threshold: Optional[float] = Field(None, description="预计达到阈值的时间（发布后分钟数）；不会达到为 null")
     threshold: int
-    reach: float
-    regions: float
+    reach: Optional[float] = Field(None, description="覆盖人数；转发者粉丝数未知时为 null")
+    regions: Optional[float] = Field(None, description="覆盖地区数；转发没有地区时为 null")
     model_version: str
     notes: list[str] = Field([], description="对预测的说明（如覆盖人数按平台最大受众封顶）")
 

@@ -174,8 +174,10 @@ class Engine:
         # Positions, not the callers' post ids, key the frames: one batch may hold the same post twice.
         now = datetime.now(UTC).replace(tzinfo=None)
         # Only what the features read: a string column costs more to build (Arrow-backed) than the model to run.
-        columns = {name: [] for name in ("post_id", "channel", "created_at", "author_followers", "internal")}
-        events = {name: [] for name in ("post_id", "timestamp", "user_followers", "region")}
+        # A count the caller did not send is unknown (NaN), never 0: the features flag it.
+        columns = {name: [] for name in ("post_id", "channel", "created_at", "author_followers", "author_verified",
+                                         "internal")}
+        events = {name: [] for name in ("post_id", "timestamp", "user_followers", "region", "repost_id")}
         windows = []
         for i, (post, reposts, _, _) in enumerate(items):
             created = _naive_utc(post["created_at"])
@@ -183,19 +185,22 @@ class Engine:
             elapsed = (max([now, *stamps]) - created).total_seconds() / 60.0
             windows.append(min(max(elapsed, 1.0), settings.spread_horizon_hours * 60.0))
             for name, value in (("post_id", i), ("channel", post["channel"]), ("created_at", created),
-                                ("author_followers", int(post.get("author_followers") or 0)),
+                                ("author_followers", _count(post.get("author_followers"))),
+                                ("author_verified", post.get("author_verified")),
                                 ("internal", bool(post["internal"]))):
                 columns[name].append(value)
             events["post_id"] += [i] * len(reposts)
             events["timestamp"] += stamps
-            events["user_followers"] += [int(r["user_followers"]) for r in reposts]
+            events["user_followers"] += [_count(r.get("user_followers")) for r in reposts]
             events["region"] += [r.get("region") for r in reposts]
+            events["repost_id"] += [r.get("repost_id") for r in reposts]
         posts = pd.DataFrame(columns)
         events = pd.DataFrame({"post_id": np.array(events["post_id"], dtype=np.int64),
                                "timestamp": pd.to_datetime(events["timestamp"]) if events["timestamp"]
                                else pd.Series([], dtype="datetime64[ns]"),
-                               "user_followers": np.array(events["user_followers"], dtype=np.int64),
-                               "region": pd.Series(events["region"], dtype=object)})
+                               "user_followers": np.array(events["user_followers"], dtype=float),
+                               "region": pd.Series(events["region"], dtype=object),
+                               "repost_id": pd.Series(events["repost_id"], dtype=object)})
         text_scores = pd.DataFrame({"post_id": range(len(items)), "p_neg": [item[2] for item in items],
                                     "loss_type": [item[3] for item in items]})
         windows = np.array(windows)
@@ -210,15 +215,16 @@ class Engine:
             "window_minutes": round(float(windows[i]), 1),
             "time_to_threshold": None if np.isnan(values["time_to_threshold_min"][i])
             else round(float(values["time_to_threshold_min"][i]), 1),
-            "threshold": threshold, **self._plausible_reach(float(values["reach"][i])),
-            "regions": round(float(values["regions"][i]), 1), "model_version": version,
+            "threshold": threshold, **self._plausible_reach(values["reach"][i]),
+            "regions": _known(values["regions"][i]), "model_version": version,
         } for i in range(len(items))]
 
     def _plausible_reach(self, reach: float) -> dict:
         """Reach past the audience a post can have (max_reach, settings) is a sign of implausible inputs (50,000
-        reposts of accounts with 1e10 followers each gave 7.4e14): capped there, and the reply says so."""
-        if reach <= self.max_reach:
-            return {"reach": round(reach, 1), "notes": []}
+        reposts of accounts with 1e10 followers each gave 7.4e14): capped there, and the reply says so. Unknown
+        (no follower counts sent) stays None."""
+        if np.isnan(reach) or reach <= self.max_reach:
+            return {"reach": _known(reach), "notes": []}
         return {"reach": round(self.max_reach, 1),
                 "notes": [f"预计覆盖人数按平台可能的最大受众 {self.max_reach:,.0f} 人封顶（模型按输入的粉丝数估计为 "
                           f"{reach:,.3g} 人，超出任何平台的用户总数，请核对转发者粉丝数）"]}
@@ -314,7 +320,7 @@ class Engine:
             internal=event["channel"] in INTERNAL_CHANNELS if internal is None else bool(internal),
             department_id=self._department(event), employee_id=event.get("employee_id"),
             subject=f"{kind}:{identity or hashlib.sha1(text.encode('utf-8', 'surrogatepass')).hexdigest()[:16]}",
-            author_followers=int(event.get("author_followers") or 0),
+            author_followers=event.get("author_followers"),
             reposts=event.get("reposts"),
         )
 
@@ -332,7 +338,8 @@ class Engine:
             function=scores["function"] if scores["function"] in TEXT_FUNCTIONS else "none",
             keyword_hits=scores["keyword_hits"],
             reach_p50=spread["p50"] if spread else None, reach_p90=spread["p90"] if spread else None,
-            velocity_per_hour=velocity, regions=int(round(spread["regions"])) if spread else None,
+            velocity_per_hour=velocity,
+            regions=int(round(spread["regions"])) if spread and spread["regions"] is not None else None,
         )
 
     def _department(self, event: dict) -> str | None:
@@ -455,7 +462,7 @@ class _Event:
     department_id: str | None
     employee_id: str | None
     subject: str
-    author_followers: int
+    author_followers: int | None  # None: unknown
     reposts: list[dict] | None
 
 
@@ -464,6 +471,16 @@ def _hits_in_raw(hits: list[dict], positions: list[int], raw_length: int) -> lis
     if len(positions) == raw_length:
         return hits
     return [{**hit, "start": positions[hit["start"]], "end": positions[hit["end"] - 1] + 1} for hit in hits]
+
+
+def _count(value) -> float:
+    """A follower count the caller sent, or NaN for one it did not (unknown is not zero)."""
+    return float("nan") if value is None else float(value)
+
+
+def _known(value: float) -> float | None:
+    """A forecast figure for JSON: None where the model cannot know it (reach without follower counts)."""
+    return None if np.isnan(value) else round(float(value), 1)
 
 
 def _naive_utc(value) -> datetime | None:

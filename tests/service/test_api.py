@@ -4,7 +4,7 @@ Runs against one `bentoml serve` with the session's champion models (see conftes
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from uuid import uuid4
 
 import pandas as pd
@@ -130,6 +130,33 @@ def test_spread_forecast_from_reposts_so_far(live):
     assert busy["p50"] > quiet["p50"]
     assert busy["time_to_threshold"] is not None and busy["time_to_threshold"] <= 30  # 100 passed already
     assert quiet["model_version"]
+
+
+def test_spread_and_assess_take_tz_aware_times_and_reposts_without_follower_counts(live):
+    """The same instants in Asia/Shanghai and in naive UTC give the same forecast, on /spread and /assess; reposts
+    without follower counts are forecast, with reach unknown (null) rather than the author's followers alone."""
+    shanghai = timezone(timedelta(hours=8))
+    created = _now() - timedelta(minutes=40)
+    moments = [created + timedelta(seconds=20 * i) for i in range(90)]
+
+    def body(aware: bool) -> dict:
+        zone = (lambda t: t.replace(tzinfo=UTC).astimezone(shanghai)) if aware else (lambda t: t)
+        return {"post": {"text": "某公司客服态度恶劣，大家帮忙转发", "channel": "weibo",
+                         "created_at": zone(created).isoformat(), "author_followers": 800},
+                "reposts": [{"timestamp": zone(t).isoformat()} for t in moments]}
+
+    with live.client("hr") as client:
+        aware, naive = client.post("/spread", json=body(True)), client.post("/spread", json=body(False))
+        event = {"event": {**body(True)["post"], "reposts": body(True)["reposts"], "post_id": f"tz-{uuid4().hex[:8]}"}}
+        assessed = client.post("/assess", json=event)
+    assert aware.status_code == naive.status_code == assessed.status_code == 200, (aware.text, assessed.text)
+    aware, naive, spread = aware.json(), naive.json(), assessed.json()["predictions"]["spread"]
+    assert aware["observed"] == naive["observed"] == spread["observed"] == 90
+    assert aware["window_minutes"] == pytest.approx(naive["window_minutes"], abs=0.5)
+    assert aware["p50"] == pytest.approx(naive["p50"], rel=0.05)
+    assert spread["p50"] == pytest.approx(aware["p50"], rel=0.05)
+    assert aware["reach"] is None and spread["reach"] is None
+    assert aware["p10"] <= aware["p50"] <= aware["p90"]
 
 
 def test_team_risk_lists_the_riskiest_people_first(live):

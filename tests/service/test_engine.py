@@ -3,7 +3,7 @@ batched together fail alone, text models run once per batch, scope and masking h
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import numpy as np
 import pandas as pd
@@ -70,9 +70,11 @@ class SpreadStandIn:
 
     def __init__(self):
         self.windows: list[np.ndarray] = []
+        self.frames: list[tuple[pd.DataFrame, pd.DataFrame]] = []
 
     def forecast(self, posts, reposts, text_scores=None, window_minutes=None) -> pd.DataFrame:
         self.windows.append(np.broadcast_to(window_minutes, len(posts)).copy())
+        self.frames.append((posts, reposts))
         if (posts["author_followers"] == self.BROKEN).any():
             raise ContractError("Repost", [RowError(0, "timestamp", "转发时间早于原帖发布时间")])
         n = reposts.groupby("post_id").size().reindex(posts["post_id"], fill_value=0).to_numpy(dtype=float)
@@ -155,6 +157,27 @@ def test_a_bad_repost_fails_only_its_own_event(engine, units):
               author_followers=SpreadStandIn.BROKEN)])
     assert results[0]["predictions"]["spread"]["observed"] == 1
     assert isinstance(results[1], InputError) and results[1].field == "event.reposts"
+
+
+def test_reposts_in_any_time_zone_and_without_follower_counts_reach_the_model_as_utc_and_unknown(engine, units):
+    """tz-aware times are the same instants as naive UTC ones; a count the caller did not send is NaN for the
+    model (its features flag it), never a zero that looks like data."""
+    created = _now() - timedelta(minutes=40)
+    shanghai = timezone(timedelta(hours=8))
+    aware = [{"timestamp": (created + timedelta(seconds=30 * i)).replace(tzinfo=UTC).astimezone(shanghai)}
+             for i in range(60)]
+    naive = [{"timestamp": created + timedelta(seconds=30 * i), "user_followers": 50} for i in range(60)]
+    results = engine.assess_many([
+        event("帖子一", units["child"], post_id="aware",
+              created_at=created.replace(tzinfo=UTC).astimezone(shanghai), reposts=aware),
+        event("帖子二", units["child"], post_id="naive", created_at=created, reposts=naive, author_followers=300)])
+    posts, reposts = engine.models["spread"].estimator.frames[-1]
+    assert [r["predictions"]["spread"]["observed"] for r in results] == [60, 60]
+    assert posts["created_at"].iloc[0] == posts["created_at"].iloc[1] == pd.Timestamp(created)
+    by_post = reposts.groupby("post_id")
+    assert (by_post.get_group(0)["timestamp"].to_numpy() == by_post.get_group(1)["timestamp"].to_numpy()).all()
+    assert np.isnan(posts["author_followers"].iloc[0]) and posts["author_followers"].iloc[1] == 300
+    assert by_post.get_group(0)["user_followers"].isna().all() and (by_post.get_group(1)["user_followers"] == 50).all()
 
 
 def test_spread_and_velocity_feed_the_rules(engine, units):
