@@ -5,9 +5,10 @@ the rules for a "good row" exist once. Errors always name the row and the field,
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Iterable, Literal, Optional
+from typing import Any, Literal, Optional
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,8 @@ FUNCTIONS = (
     "marketing", "customer_service", "hr", "rd", "legal", "production", "sales", "management", "culture",
 )
 TEXT_FUNCTIONS = FUNCTIONS[:-1] + ("none",)  # labels of the function classifier (culture is an org function)
+FUNCTION_ZH = {"marketing": "市场", "customer_service": "客服", "hr": "人力资源", "rd": "研发", "legal": "法务",
+               "production": "生产", "sales": "销售", "management": "管理", "culture": "企业文化", "none": "无"}
 POST_CHANNELS = (
     "weibo", "xiaohongshu", "douyin", "maimai", "zhihu", "employee_forum", "wechat_group", "news", "app_review",
 )
@@ -310,13 +313,14 @@ def validate(
 
     ids = contract.id_column or ("employee_id" if contract is EMPLOYEE else None)
     if ids:
-        keys = list(zip(typed[ids], typed["snapshot_date"])) if contract is EMPLOYEE else typed[ids]
+        keys = list(zip(typed[ids], typed["snapshot_date"], strict=True)) if contract is EMPLOYEE else typed[ids]
         seen: dict[Any, int] = {}
         for position, key in enumerate(keys):
             if key is None or (isinstance(key, tuple) and None in key):
                 continue
             if key in seen:
-                errors.append(RowError(position, ids, f"重复的 ID {key if not isinstance(key, tuple) else key[0]!r} (首次出现于第 {seen[key]} 行)"))
+                shown = key if not isinstance(key, tuple) else key[0]
+                errors.append(RowError(position, ids, f"重复的 ID {shown!r} (首次出现于第 {seen[key]} 行)"))
                 bad.add(position)
             else:
                 seen[key] = position
