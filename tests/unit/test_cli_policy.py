@@ -74,7 +74,8 @@ def test_test_finds_keywords_in_the_text_and_shows_the_kind_and_the_fallback(tmp
     result = run("test", "--event", str(event))
     assert result.exit_code == 0, result.output
     assert "敏感话题类别: exposure 公开投诉或曝光" in result.output
-    assert "management_head: 总经办负责人 (职能负责" in result.output and "低于阈值 0.50" in result.output
+    threshold = Policy.load().function_confidence
+    assert "management_head: 总经办负责人 (职能负责" in result.output and f"低于阈值 {threshold:.2f}" in result.output
     assert "法务" not in result.output and "保密" not in result.output
 
 
