@@ -165,6 +165,7 @@ class KeywordHit(BaseModel):
     term: str
     canonical: str
     category: str
+    kind: Optional[str] = Field(None, description="敏感话题的类别（leak、labour、safety …）；公司名与价值观为 null")
     severity: int
     start: int
     end: int
@@ -181,6 +182,7 @@ class SentimentOut(BaseModel):
     scores: Scores
     loss_type: str
     function: str
+    function_confidence: float = Field(description="职能模型对 function 的概率；低于策略阈值时按默认负责人路由")
     keyword_hits: list[KeywordHit]
 
 

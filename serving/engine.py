@@ -85,9 +85,11 @@ class Engine:
         folder = Path(settings.generated_dir)
         tables = {t: pd.read_parquet(folder / f"{t}.parquet") for t in ORG_TABLES}
         policy = Policy.load(settings.policy_path)
+        keywords = KeywordLibrary.load(settings.keywords_path)
+        policy.check_keyword_kinds(keywords.kinds(), f"关键词库 {settings.keywords_path}")  # else hits route nowhere
         engine = cls(
             models=models,
-            keywords=KeywordLibrary.load(settings.keywords_path),
+            keywords=keywords,
             policy=policy,
             chart=OrgChart.from_frame(tables["org_units"], tables["employees"]),
             store=WarningStore(settings.warnings_db, policy=policy, webhooks=WebhookDispatcher.from_policy(policy)),
@@ -111,13 +113,14 @@ class Engine:
         visible_texts = [text for text, _ in cleaned]
         labels, probs = self._classify("sentiment", visible_texts)
         loss_type, _ = self._classify("loss_type", visible_texts)
-        function, _ = self._classify("function", visible_texts)
+        function, function_probs = self._classify("function", visible_texts)
         probs = np.round(probs, 4).tolist()
+        function_confidence = np.round(function_probs.max(axis=1), 4).tolist()  # routing follows it when confident
         order = [self.models["sentiment"].estimator.labels.index(label) for label in ("neg", "neu", "pos")]
         return [
             {"label": labels[i], "scores": {"neg": probs[i][order[0]], "neu": probs[i][order[1]],
                                             "pos": probs[i][order[2]]},
-             "loss_type": loss_type[i], "function": function[i],
+             "loss_type": loss_type[i], "function": function[i], "function_confidence": function_confidence[i],
              "keyword_hits": _hits_in_raw(self.keywords.find(text), positions, len(texts[i]))}
             for i, (text, positions) in enumerate(cleaned)
         ]
@@ -336,6 +339,7 @@ class Engine:
             employee_id=event.employee_id, sentiment_label=scores["label"], p_neg=scores["scores"]["neg"],
             loss_type=scores["loss_type"],
             function=scores["function"] if scores["function"] in TEXT_FUNCTIONS else "none",
+            function_confidence=min(max(float(scores["function_confidence"]), 0.0), 1.0),
             keyword_hits=scores["keyword_hits"],
             reach_p50=spread["p50"] if spread else None, reach_p90=spread["p90"] if spread else None,
             velocity_per_hour=velocity,
@@ -429,7 +433,7 @@ class Engine:
         units = self.scope(principal)
         if units is None:
             return
-        named = {p.get("employee_id") for group in ("functional", "direct", "management", "escalation")
+        named = {p.get("employee_id") for group in ("functional", "co_owners", "direct", "management", "escalation")
                  for p in (record.owners or {}).get(group, []) if isinstance(p, dict)}
         named.add(((record.owners or {}).get("executive") or {}).get("employee_id"))
         in_subtree = person is not None and person.active and person.department_id in units

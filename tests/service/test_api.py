@@ -64,6 +64,11 @@ def test_assess_culture_clash_files_a_warning_with_owners_and_deadline(live):
     assert live.org.unit_head in {p["employee_id"] for p in owners["management"]}  # its department head
     assert pd.Timestamp(warning["deadline"]) > pd.Timestamp.now(tz="UTC")
     assert warning["actions"]
+    people = owners["functional"] + owners["co_owners"] + owners["direct"] + owners["management"]
+    assert all(person["why"] for person in people)  # each says why it is on the warning
+    items = warning["action_items"]
+    assert [item["text"] for item in items] == warning["actions"]
+    assert all(item["owner"] and item["owner_label"] and item["due_at"] for item in items)
     assert set(result["model_versions"]) == {"sentiment", "loss_type", "function", "attrition", "spread"}
 
 

@@ -22,12 +22,15 @@ from serving.store import WarningStore
 from serving.views import DRIVER_MASKED
 
 NEGATIVE = "负面"
+UNSURE = "拿不准"  # the function model's top guess (marketing) at probability 0.45
 
 
 class TextStandIn:
-    """Texts containing 负面 are negative culture/marketing; counts its calls."""
+    """Texts containing 负面 are negative culture/marketing (marketing at 0.45 when they also contain 拿不准);
+    counts its calls."""
 
-    LABELS = {"sentiment": ("neg", "neu", "pos"), "loss_type": ("culture", "none"), "function": ("marketing", "none")}
+    LABELS = {"sentiment": ("neg", "neu", "pos"), "loss_type": ("culture", "none"),
+              "function": ("marketing", "hr", "none")}
 
     def __init__(self, task: str):
         self.task, self.calls = task, 0
@@ -38,6 +41,10 @@ class TextStandIn:
         neg = np.array([NEGATIVE in t for t in texts])
         if self.task == "sentiment":
             return np.column_stack([np.where(neg, 0.95, 0.05), np.where(neg, 0.04, 0.9), np.where(neg, 0.01, 0.05)])
+        if self.task == "function":
+            unsure = np.array([UNSURE in t for t in texts])
+            return np.column_stack([np.where(unsure, 0.45, neg), np.where(unsure, 0.3, 0.0),
+                                    np.where(unsure, 0.25, ~neg)]).astype(float)
         return np.column_stack([neg, ~neg]).astype(float)
 
     def predict_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
@@ -187,6 +194,31 @@ def test_spread_and_velocity_feed_the_rules(engine, units):
                                  created_at=created, reposts=reposts))
     assert result["predictions"]["spread"]["observed"] == 600
     assert result["warning"]["grade"] == "red"  # value clash + P90 reach past 10,000
+
+
+def test_routing_follows_the_function_models_probability(engine, units):
+    """/assess passes the function model's probability into RiskInput: a confident guess names the function's
+    owner; a guess below the policy's threshold goes to the default owners, and the warning says why."""
+    sure = engine.assess(event(f"{NEGATIVE}：违背用户第一", units["child"], post_id="sure"))
+    unsure = engine.assess(event(f"{NEGATIVE}：{UNSURE}，违背用户第一", units["child"], post_id="unsure"))
+    assert sure["predictions"]["sentiment"]["function_confidence"] == 1.0
+    assert unsure["predictions"]["sentiment"]["function_confidence"] == 0.45
+    lead = sure["warning"]["owners"]["functional"][0]
+    assert lead["owner"] == "marketing_head" and "市场" in lead["why"]
+    fallback = unsure["warning"]["owners"]["functional"][0]
+    assert fallback["owner"] == "management_head" and "低于阈值" in fallback["why"]
+    assert any("由默认负责人" in note for note in unsure["warning"]["owners"]["notes"])
+    for warning in (sure["warning"], unsure["warning"]):  # culture loss: culture joins as a co-owner either way
+        assert "culture" in {p["owner"] for p in warning["owners"]["co_owners"]}
+        assert all(item["owner"] and item["due_at"] for item in warning["action_items"])
+
+
+def test_listening_warns_on_negative_outside_posts_without_keywords(engine, units):
+    outside = engine.assess(event(f"{NEGATIVE}：体验很差", units["child"], post_id="plain"))
+    inside = engine.assess(event(f"{NEGATIVE}：体验很差", units["child"], post_id="forum", channel="employee_forum"))
+    assert outside["predictions"]["sentiment"]["keyword_hits"] == []
+    assert outside["warning"]["grade"] == "blue" and "舆情监测" in outside["warning"]["reasons"][0]
+    assert inside["warning"] is None
 
 
 def test_department_is_inferred_from_the_employee(engine, tables, units):
