@@ -28,6 +28,7 @@ import pandas as pd
 
 from features.contracts import INTERNAL_CHANNELS, TEXT_FUNCTIONS
 from features.errors import NotFound, field_error
+from features.settings import settings
 from serving.monitoring.clusters import Cluster, Complaint, assign, centroids
 from serving.monitoring.config import MonitoringConfig
 from serving.monitoring.dashboard import Dashboard
@@ -113,7 +114,9 @@ class Monitor:
     @classmethod
     def for_engine(cls, engine, employees: pd.DataFrame | None = None) -> Monitor:
         """The service's monitor: clusters compare texts in the sentiment model's own feature space, effects
-        read leavers from the HR table and risk from the scored roster."""
+        read leavers from the HR table (settings.generated_dir, unless given) and risk from the scored roster."""
+        if employees is None and (settings.generated_dir / "employees.parquet").exists():
+            employees = pd.read_parquet(settings.generated_dir / "employees.parquet")
         model = engine.models["sentiment"].estimator
         vectorize = None
         if hasattr(model, "featurizer") and hasattr(model, "normalizer"):
@@ -176,8 +179,10 @@ class Monitor:
                 cache.popitem(last=False)
         return dict(zip(keys, chosen, strict=True))
 
-    def clusters_for(self, prepared: dict) -> dict[int, Cluster]:
-        """The clusters of the complaints among an /assess batch's prepared events (by batch index)."""
+    def intake(self, prepared: dict, scores: dict) -> dict[int, Cluster]:
+        """An /assess batch, once scored: count every event (folded here, written by the writer thread) and
+        return the clusters of its complaints, by the batch's index."""
+        self.record(list(prepared.values()), [scores[i] for i in prepared])
         return self.assign_clusters({i: Complaint(e.text, e.department_id, e.created, e.subject)
                                      for i, e in prepared.items() if e.kind == "complaint"})
 

@@ -3,6 +3,7 @@
 Runs against one `bentoml serve` with the session's champion models (see conftest.py)."""
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta, timezone
 from uuid import uuid4
 
@@ -17,7 +18,7 @@ ANNOUNCEMENT = "公司年会通知：12月20日晚六点在三楼多功能厅举
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def field_names(response) -> set[str]:
@@ -32,7 +33,7 @@ def test_sentiment_scores_each_text_with_keyword_hits(live):
     assert response.status_code == 200, response.text
     results = response.json()
     assert len(results) == 3
-    for text, result in zip(texts, results):
+    for text, result in zip(texts, results, strict=True):
         assert result["label"] in ("neg", "neu", "pos")
         assert sum(result["scores"].values()) == pytest.approx(1.0, abs=1e-3)
         assert result["label"] == max(result["scores"], key=result["scores"].get)
@@ -63,6 +64,11 @@ def test_assess_culture_clash_files_a_warning_with_owners_and_deadline(live):
     assert live.org.unit_head in {p["employee_id"] for p in owners["management"]}  # its department head
     assert pd.Timestamp(warning["deadline"]) > pd.Timestamp.now(tz="UTC")
     assert warning["actions"]
+    people = owners["functional"] + owners["co_owners"] + owners["direct"] + owners["management"]
+    assert all(person["why"] for person in people)  # each says why it is on the warning
+    items = warning["action_items"]
+    assert [item["text"] for item in items] == warning["actions"]
+    assert all(item["owner"] and item["owner_label"] and item["due_at"] for item in items)
     assert set(result["model_versions"]) == {"sentiment", "loss_type", "function", "attrition", "spread"}
 
 
@@ -295,12 +301,30 @@ def test_health_readiness_metrics_and_info(live, champions):
     with live.client() as anonymous:
         assert anonymous.get("/healthz").status_code == 200
         assert anonymous.get("/readyz").status_code == 200
-        metrics = anonymous.get("/metrics").text
-        assert "lossguard_events_assessed" in metrics and "bentoml_service_request_total" in metrics
+        assert anonymous.get("/metrics").status_code == 401  # LOSSGUARD_PUBLIC_METRICS=1 opens it
         spec = anonymous.get("/docs.json").json()
         assert {"/assess", "/sentiment", "/warnings/{warning_id}/ack"} <= set(spec["paths"])
         assert anonymous.get("/review/").status_code == 200
+    with live.client("monitor") as monitor:
+        metrics = monitor.get("/metrics").text
+    assert "lossguard_events_assessed" in metrics and "bentoml_service_request_total" in metrics
     with live.client("manager") as manager:
         info = manager.get("/info").json()
     assert {name: m["version"] for name, m in info["models"].items()} == champions
     assert all(m["uri"].endswith("@champion") for m in info["models"].values())
+
+
+def test_metrics_label_requests_by_route_template_only(live):
+    """Unknown paths (a scanner, a typo) and raw bytes in a path must not add series to /metrics."""
+    with live.client("admin") as client:
+        before = len(client.get("/metrics").content)
+        for _ in range(100):
+            client.get(f"/probe-{uuid4().hex}")
+        client.get("/info%00")
+        client.get("/warnings/2147483000")
+        text = client.get("/metrics").text
+    assert "\x00" not in text and "probe-" not in text
+    endpoints = set(re.findall(r'endpoint="([^"]*)"', text))
+    assert {"unmatched", "/warnings/{warning_id}"} <= endpoints, sorted(endpoints)
+    assert not any(e.startswith("/warnings/2") or e.startswith("/info\x00") for e in endpoints)
+    assert len(text) < before + 20_000, "100 unknown paths grew /metrics"

@@ -10,10 +10,11 @@ import pandas as pd
 import pytest
 
 from features.contracts import ContractError, RowError
+from features.errors import InputError, NotFound
 from features.keywords import KeywordLibrary
 from features.modelio import LoadedModel
+from features.settings import settings
 from serving.auth import Principal
-from features.errors import InputError, NotFound
 from serving.engine import Engine
 from serving.owners import OrgChart
 from serving.rules import Policy
@@ -21,12 +22,15 @@ from serving.store import WarningStore
 from serving.views import DRIVER_MASKED
 
 NEGATIVE = "负面"
+UNSURE = "拿不准"  # the function model's top guess (marketing) at probability 0.45
 
 
 class TextStandIn:
-    """Texts containing 负面 are negative culture/marketing; counts its calls."""
+    """Texts containing 负面 are negative culture/marketing (marketing at 0.45 when they also contain 拿不准);
+    counts its calls."""
 
-    LABELS = {"sentiment": ("neg", "neu", "pos"), "loss_type": ("culture", "none"), "function": ("marketing", "none")}
+    LABELS = {"sentiment": ("neg", "neu", "pos"), "loss_type": ("culture", "none"),
+              "function": ("marketing", "hr", "none")}
 
     def __init__(self, task: str):
         self.task, self.calls = task, 0
@@ -37,6 +41,10 @@ class TextStandIn:
         neg = np.array([NEGATIVE in t for t in texts])
         if self.task == "sentiment":
             return np.column_stack([np.where(neg, 0.95, 0.05), np.where(neg, 0.04, 0.9), np.where(neg, 0.01, 0.05)])
+        if self.task == "function":
+            unsure = np.array([UNSURE in t for t in texts])
+            return np.column_stack([np.where(unsure, 0.45, neg), np.where(unsure, 0.3, 0.0),
+                                    np.where(unsure, 0.25, ~neg)]).astype(float)
         return np.column_stack([neg, ~neg]).astype(float)
 
     def predict_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
@@ -56,7 +64,7 @@ class AttritionStandIn:
             "employee_id": frame["employee_id"].astype(str), "propensity": p,
             "band": np.where(p > 0.5, "high", "low"),
             "drivers": [[f"薪酬为职级带宽中位值的 {v:.0%}", f"近1个月加班时长 {o:.0f} 小时"]
-                        for v, o in zip(frame["pay_vs_band"], overtime)],
+                        for v, o in zip(frame["pay_vs_band"], overtime, strict=True)],
             "driver_features": [["pay_vs_band", "overtime_hours"]] * len(frame)})
 
 
@@ -110,7 +118,7 @@ def units(tables) -> dict[str, str]:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def event(text: str, department: str | None = None, **extra) -> dict:
@@ -188,6 +196,31 @@ def test_spread_and_velocity_feed_the_rules(engine, units):
     assert result["warning"]["grade"] == "red"  # value clash + P90 reach past 10,000
 
 
+def test_routing_follows_the_function_models_probability(engine, units):
+    """/assess passes the function model's probability into RiskInput: a confident guess names the function's
+    owner; a guess below the policy's threshold goes to the default owners, and the warning says why."""
+    sure = engine.assess(event(f"{NEGATIVE}：违背用户第一", units["child"], post_id="sure"))
+    unsure = engine.assess(event(f"{NEGATIVE}：{UNSURE}，违背用户第一", units["child"], post_id="unsure"))
+    assert sure["predictions"]["sentiment"]["function_confidence"] == 1.0
+    assert unsure["predictions"]["sentiment"]["function_confidence"] == 0.45
+    lead = sure["warning"]["owners"]["functional"][0]
+    assert lead["owner"] == "marketing_head" and "市场" in lead["why"]
+    fallback = unsure["warning"]["owners"]["functional"][0]
+    assert fallback["owner"] == "management_head" and "低于阈值" in fallback["why"]
+    assert any("由默认负责人" in note for note in unsure["warning"]["owners"]["notes"])
+    for warning in (sure["warning"], unsure["warning"]):  # culture loss: culture joins as a co-owner either way
+        assert "culture" in {p["owner"] for p in warning["owners"]["co_owners"]}
+        assert all(item["owner"] and item["due_at"] for item in warning["action_items"])
+
+
+def test_listening_warns_on_negative_outside_posts_without_keywords(engine, units):
+    outside = engine.assess(event(f"{NEGATIVE}：体验很差", units["child"], post_id="plain"))
+    inside = engine.assess(event(f"{NEGATIVE}：体验很差", units["child"], post_id="forum", channel="employee_forum"))
+    assert outside["predictions"]["sentiment"]["keyword_hits"] == []
+    assert outside["warning"]["grade"] == "blue" and "舆情监测" in outside["warning"]["reasons"][0]
+    assert inside["warning"] is None
+
+
 def test_department_is_inferred_from_the_employee(engine, tables, units):
     staff = tables["employees"]
     employee = staff[(staff["department_id"] == units["child"]) & staff["leave_date"].isna()].iloc[0]
@@ -214,7 +247,7 @@ def test_pay_and_performance_masked_in_values_and_explanations(engine, units):
     manager = engine.team_risk(units["marketing"], Principal("m", "manager", units["marketing"]))
     hr = engine.team_risk(units["marketing"], Principal("h", "hr_system"))
     assert manager["headcount"] == hr["headcount"] > 0
-    for masked, shown in zip(manager["employees"], hr["employees"]):
+    for masked, shown in zip(manager["employees"], hr["employees"], strict=True):
         assert masked["pay_vs_band"] == "***" and isinstance(shown["pay_vs_band"], float)
         assert masked["drivers"][0] == DRIVER_MASKED and shown["drivers"][0].startswith("薪酬")
         assert masked["drivers"][1] == shown["drivers"][1]
@@ -276,3 +309,72 @@ def test_keys_are_stored_hashed_and_unknown_keys_leave_no_trace(db_url):
     with pytest.raises(ValueError):
         store.create("boss", "manager")  # a manager needs an org unit
 
+
+
+def test_a_manager_assigns_within_their_subtree_or_to_the_owners_the_warning_names(engine, tables, units):
+    """Scope covers what a manager may do, not only what they may read (#16): an in-scope warning cannot be
+    handed to someone else's team; the warning's own owners (e.g. a functional owner elsewhere) may be named."""
+    staff = tables["employees"][tables["employees"]["leave_date"].isna()]
+    inside = staff[staff["department_id"] == units["child"]].iloc[0]["employee_id"]
+    outside = staff[staff["department_id"] == units["other"]].iloc[0]["employee_id"]
+    warning = engine.assess(event(f"{NEGATIVE}：违背用户第一", units["child"], post_id="assign"))["warning"]
+    manager = Principal("m", "manager", units["marketing"])
+    for refused in (outside, "E99999"):  # another team, or nobody: the same answer
+        with pytest.raises(InputError) as error:
+            engine.transition(warning["id"], "assign", manager, assignee=refused)
+        assert error.value.field == "assignee" and "不在您可指派的范围内" in error.value.message
+    assert engine.transition(warning["id"], "assign", manager, assignee=inside)["assignee"] == inside
+    named = [p["employee_id"] for group in ("functional", "management") for p in warning["owners"][group]
+             if tables["employees"].set_index("employee_id").at[p["employee_id"], "department_id"]
+             not in engine.chart.subtree(units["marketing"])]
+    assert named, "the chain above the department is named on the warning and lies outside the subtree"
+    for person in named[:1]:  # an owner outside the manager's subtree, named on the warning
+        assert engine.transition(warning["id"], "assign", manager, assignee=person)["assignee"] == person
+    hr = Principal("h", "hr_system")
+    assert engine.transition(warning["id"], "assign", hr, assignee=outside)["assignee"] == outside
+
+
+def test_invisible_characters_are_removed_before_scoring_and_storing_and_kept_in_the_audit(engine, units):
+    raw = f"{NEGATIVE}：\u202e违背用户第一\u202c\u200b"
+    result = engine.assess(event(raw, units["child"], post_id="bidi"))
+    stored = engine.store.get(result["warning"]["id"])
+    assert stored.text == f"{NEGATIVE}：违背用户第一" and stored.risk["raw_text"] == raw
+    assert engine.store.audit_entries(stored.id)[0].after["risk"]["raw_text"] == raw
+    for hit in engine.score_texts([raw])[0]["keyword_hits"]:
+        assert raw[hit["start"]:hit["end"]].replace("\u202e", "").replace("\u202c", "") == hit["term"]
+    with pytest.raises(InputError) as refused:
+        engine.assess(event("\u200b\u200b", units["child"]))
+    assert refused.value.field == "event.text"
+
+
+def test_reach_is_capped_at_a_plausible_audience_and_the_warning_says_so(engine, units):
+    class Enormous(SpreadStandIn):
+        def forecast(self, posts, reposts, text_scores=None, window_minutes=None):
+            frame = super().forecast(posts, reposts, text_scores, window_minutes)
+            return frame.assign(reach=reposts.groupby("post_id").size().to_numpy(dtype=float) * 1e10)
+
+    engine.models["spread"] = LoadedModel("spread", "7", "models:/spread@champion", Enormous())
+    created = _now() - timedelta(minutes=50)
+    reposts = [{"timestamp": created + timedelta(seconds=i), "user_followers": 10_000_000_000} for i in range(600)]
+    result = engine.assess(event(f"{NEGATIVE}：违背用户第一", units["child"], post_id="huge", created_at=created,
+                                 reposts=reposts))
+    spread = result["predictions"]["spread"]
+    assert spread["reach"] == settings.max_reach and spread["notes"] and "封顶" in spread["notes"][0]
+    assert any("封顶" in reason for reason in result["warning"]["reasons"])
+
+
+def test_the_timer_unmutes_escalates_and_anchors_the_chain_off_the_host(engine, units):
+    class Sender:
+        def __init__(self):
+            self.sent = []
+
+        def send(self, target, event_name, payload):
+            self.sent.append((target, event_name, payload))
+
+    engine.anchor_sender = Sender()
+    engine.assess(event(f"{NEGATIVE}：违背用户第一", units["child"], post_id="anchored"))
+    engine.tick()
+    engine.tick()  # nothing new: no second anchor
+    (target, name, anchor), = engine.anchor_sender.sent
+    assert (target, name) == ("audit_anchor", "checkpoint") and anchor | {"line": 1} == engine.store.anchors.last()
+    assert engine.store.verify_audit().anchored == anchor["seq"]

@@ -124,10 +124,10 @@ def test_the_graph_sees_lazy_imports():
 
 
 def test_store_concerns_and_the_policy_import_one_way():
-    """serving.store: schema <- audit, dispatch <- intake, lifecycle, export <- the package (WarningStore), and
-    schema <- series (counts, clusters); no concern imports the façade or a sibling at its own level. The policy
-    model never imports the evaluator; serving.monitoring's pure parts never import the store or the engine."""
-    allowed = {"schema": set(), "audit": {"schema"}, "dispatch": {"schema"},
+    """serving.store: schema, sealing <- audit, dispatch <- intake, lifecycle, export <- the package (WarningStore),
+    and schema <- series (counts, clusters); no concern imports the façade or a sibling at its own level. The
+    policy model never imports the evaluator; serving.monitoring's pure parts never import the store or engine."""
+    allowed = {"schema": set(), "sealing": set(), "audit": {"schema", "sealing"}, "dispatch": {"schema"},
                "intake": {"schema", "audit", "dispatch"}, "lifecycle": {"schema", "audit", "dispatch"},
                "export": {"schema", "audit", "dispatch"}, "series": {"schema"}}
     concerns = {m.removeprefix("serving.store."): GRAPH[m] for m in GRAPH if m.startswith("serving.store.")}
@@ -135,7 +135,10 @@ def test_store_concerns_and_the_policy_import_one_way():
     for concern, targets in concerns.items():
         inside = {t.removeprefix("serving.store.") for t in targets if t.startswith("serving.store")}
         assert inside <= allowed[concern], f"serving.store.{concern} imports {sorted(inside - allowed[concern])}"
-    assert "serving.rules" not in GRAPH["serving.policy"]
+    chain = ["serving.policy_model", "serving.policy_parse", "serving.policy", "serving.routing", "serving.rules"]
+    for position, module in enumerate(chain):  # policy_model <- policy_parse <- policy <- routing <- rules
+        later = set(chain[position + 1:]) & GRAPH[module]
+        assert not later, f"{module} imports {sorted(later)}, which stand above it"
     pure = ("spikes", "clusters", "effects", "series", "config")
     for name in pure:
         reached = {t for t in GRAPH[f"serving.monitoring.{name}"] if t.startswith("serving.")}
