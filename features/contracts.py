@@ -5,9 +5,10 @@ the rules for a "good row" exist once. Errors always name the row and the field,
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Iterable, Literal, Optional
+from typing import Any, Literal, Optional
 
 import numpy as np
 import pandas as pd
@@ -144,7 +145,19 @@ REPOST = Contract(
     ),
 )
 
-CONTRACTS = {c.name: c for c in (EMPLOYEE, ORG_UNIT, POST, COMPLAINT, REPOST)}
+# A company's own labelled texts (what its reviewers marked): any of the three labels may be missing, but not all.
+LABELLED_TEXT = Contract(
+    name="LabelledText",
+    id_column="text",  # one label set per text: a text labelled twice would straddle train/test splits
+    columns=(
+        Col("text", "text", max_len=5000),
+        Col("sentiment", "category", required=False, choices=SENTIMENTS),
+        Col("loss_type", "category", required=False, choices=LOSS_TYPES),
+        Col("function", "category", required=False, choices=TEXT_FUNCTIONS),
+    ),
+)
+
+CONTRACTS = {c.name: c for c in (EMPLOYEE, ORG_UNIT, POST, COMPLAINT, REPOST, LABELLED_TEXT)}
 
 
 @dataclass(frozen=True)
@@ -310,13 +323,14 @@ def validate(
 
     ids = contract.id_column or ("employee_id" if contract is EMPLOYEE else None)
     if ids:
-        keys = list(zip(typed[ids], typed["snapshot_date"])) if contract is EMPLOYEE else typed[ids]
+        keys = list(zip(typed[ids], typed["snapshot_date"], strict=True)) if contract is EMPLOYEE else typed[ids]
         seen: dict[Any, int] = {}
         for position, key in enumerate(keys):
             if key is None or (isinstance(key, tuple) and None in key):
                 continue
             if key in seen:
-                errors.append(RowError(position, ids, f"重复的 ID {key if not isinstance(key, tuple) else key[0]!r} (首次出现于第 {seen[key]} 行)"))
+                shown = key if not isinstance(key, tuple) else key[0]
+                errors.append(RowError(position, ids, f"重复的 ID {shown!r} (首次出现于第 {seen[key]} 行)"))
                 bad.add(position)
             else:
                 seen[key] = position

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import importlib
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from features.errors import NotFound
 from features.settings import settings
@@ -112,7 +113,7 @@ SPECS: dict[str, ModelSpec] = {spec.name: spec for spec in (
                     "反讽、阴阳怪气、网络新梗易被判为正面; 表情符号含义随时间变化",
                     "繁体、方言和中英混写覆盖有限", "只看文本本身, 不知道发帖人和上下文")),
         trainer=_TEXT_TRAINER, train_options=_TEXT_OPTIONS, evaluator="training.sentiment:evaluator",
-        input_contract="text", output_columns=_TEXT_OUTPUT, batch="training.sentiment:predict_file"),
+        input_contract="text", output_columns=_TEXT_OUTPUT, batch="training.predict_text:predict_file"),
     ModelSpec(
         name="loss_type",
         gate=GateSpec(Metric("macro_f1", True), (Metric("accuracy", True, 0.02),)),
@@ -123,7 +124,7 @@ SPECS: dict[str, ModelSpec] = {spec.name: spec for spec in (
             limits=("训练样本只有数千条, 少见的损失情形 (如监管处罚) 样本很少",
                     "一条文本只给一个类型, 同时涉及多类损失时只取最主要的")),
         trainer=_TEXT_TRAINER, train_options=_TEXT_OPTIONS, evaluator="training.sentiment:evaluator",
-        input_contract="text", output_columns=_TEXT_OUTPUT, batch="training.sentiment:predict_file"),
+        input_contract="text", output_columns=_TEXT_OUTPUT, batch="training.predict_text:predict_file"),
     ModelSpec(
         name="function",
         gate=GateSpec(Metric("macro_f1", True), (Metric("accuracy", True, 0.02),)),
@@ -135,12 +136,13 @@ SPECS: dict[str, ModelSpec] = {spec.name: spec for spec in (
             limits=("职能边界因公司而异, 语料按一家虚构公司的分工标注",
                     "部分职能 (legal, production) 样本少, 召回偏低")),
         trainer=_TEXT_TRAINER, train_options=_TEXT_OPTIONS, evaluator="training.sentiment:evaluator",
-        input_contract="text", output_columns=_TEXT_OUTPUT, batch="training.sentiment:predict_file"),
+        input_contract="text", output_columns=_TEXT_OUTPUT, batch="training.predict_text:predict_file"),
     ModelSpec(
         name="attrition",
         gate=GateSpec(Metric("roc_auc", True), (Metric("brier", False, 0.005), Metric("ece", False, 0.02))),
         card=CardInfo(
-            task=f"员工在未来 {settings.attrition_horizon_days} 天内离职的倾向 (校准概率 + 低/中/高分档 + 前三驱动因素)",
+            task=f"员工在未来 {settings.attrition_horizon_days} 天内离职的倾向 "
+                 "(校准概率 + 低/中/高分档 + 前三驱动因素)",
             intended_use="帮助 HR 和管理者发现团队层面的流失风险和可干预因素 (加班、薪酬、晋升、经理变动、敬业度); "
                          "不得用于解雇、降薪、绩效等针对个人的不利决定。",
             data="合成公司 (synthetic/, 固定随机种子, 已知真实驱动) 的月度快照: 较早月份训练, 最近月份测试; "

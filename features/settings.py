@@ -43,6 +43,7 @@ class Settings:
     root: Path = PROJECT_ROOT
     data_dir: Path = PROJECT_ROOT / "data"
     generated_dir: Path = PROJECT_ROOT / "data" / "generated"
+    imported_dir: Path = PROJECT_ROOT / "data" / "imported"  # where `lossguard data import` writes by default
     models_dir: Path = PROJECT_ROOT / "models"
     cache_dir: Path = PROJECT_ROOT / ".cache"
     mlflow_dir: Path = PROJECT_ROOT / "mlflow"
@@ -58,6 +59,7 @@ class Settings:
     spread_horizon_hours: int = 24
     max_text_chars: int = 5000
     max_batch: int = 1000
+    predict_workers: int = 0  # processes for `lossguard predict sentiment`; 0 = one per CPU (at most 8)
     warnings_db: str = ""
     policy_path: Path = PROJECT_ROOT / "serving" / "policy.yaml"
     keywords_path: Path = PROJECT_ROOT / "data" / "keywords.yaml"

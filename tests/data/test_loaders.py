@@ -138,5 +138,7 @@ def test_unquoted_yaml_yes_no_keys_are_caught(tmp_path):
 
 def test_shipped_ibm_mapping_only_uses_documented_keys():
     spec = yaml.safe_load((MAPPINGS_DIR / "ibm.yaml").read_text(encoding="utf-8"))
-    assert set(spec) <= {"description", "constants", "columns", "extras", "keep_source_columns"}
+    assert set(spec) <= {"description", "entity", "files", "sheet", "constants", "columns", "extras",
+                         "keep_source_columns"}
+    assert spec["entity"] == "employees"
     assert {"employee_id", "hire_date", "leave_date", "pay_vs_band", "engagement_score"} <= set(spec["columns"])
