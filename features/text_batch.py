@@ -49,31 +49,46 @@ def _narrow(pairs: Pairs, shift: int) -> Pairs:
     return rows[starts], cols[starts], np.add.reduceat(counts, starts) if len(starts) else counts[:0]
 
 
-class _Head:
-    """One featurizer + linear model prepared for pair input: unknown n-grams point at an extra all-zero column
-    (idf 0, coefficients 0), so no per-pair mask is needed."""
+class _Group:
+    """The linear heads that hash at one bit width, scored together from the same counted pairs.
 
-    def __init__(self, model: LinearTextModel):
-        featurizer = model.featurizer
-        width = featurizer.n_features
-        self.bits = featurizer.bits
-        self.index = np.where(featurizer.index_ >= 0, featurizer.index_, width).astype(np.int32)
-        self.idf = np.append(featurizer.idf_, np.float32(0)).astype(np.float32)
-        self.coef = np.vstack([model.coef, np.zeros((1, model.coef.shape[1]), dtype=model.coef.dtype)])
-        self.intercept = model.intercept
-        self.temperature = model.temperature
-        self.width = width + 1
+    For a head, logits = (Σ_pairs tf · idf · coef) / ‖tf · idf‖ + intercept, which is `TextFeaturizer.transform`
+    followed by the matrix product, regrouped. With W = idf · coef of every head side by side (one row per hash
+    bucket any head keeps, plus a zero row for the rest), one gather and two sparse products give all heads'
+    numerators and norms at once, instead of a gather, a tf-idf and a product per head."""
 
-    def probabilities(self, n: int, rows: np.ndarray, cols: np.ndarray, tf: np.ndarray,
-                      indptr: np.ndarray) -> np.ndarray:
-        """softmax(tf-idf rows @ coef / T), the tf-idf exactly as `TextFeaturizer.transform` computes it."""
+    def __init__(self, bits: int, heads: list[LinearTextModel]):
+        self.bits = bits
+        self.heads = heads
+        kept = np.zeros(1 << bits, dtype=bool)
+        for head in heads:
+            kept |= head.featurizer.index_ >= 0
+        buckets = np.flatnonzero(kept)
+        self.index = np.full(1 << bits, len(buckets), dtype=np.int32)
+        self.index[buckets] = np.arange(len(buckets), dtype=np.int32)
+        widths = [len(h.labels) for h in heads]
+        self.slices = np.cumsum([0, *widths])
+        self.weights = np.zeros((len(buckets) + 1, sum(widths)), dtype=np.float32)
+        self.squared_idf = np.zeros((len(buckets) + 1, len(heads)), dtype=np.float32)
+        for j, head in enumerate(heads):
+            index = head.featurizer.index_[buckets]
+            known = np.flatnonzero(index >= 0)
+            idf = head.featurizer.idf_[index[known]]
+            self.weights[known, self.slices[j]:self.slices[j + 1]] = idf[:, None] * head.coef[index[known]]
+            self.squared_idf[known, j] = idf * idf
+
+    def probabilities(self, n: int, cols: np.ndarray, tf: np.ndarray, indptr: np.ndarray) -> dict[int, np.ndarray]:
+        """id(head) -> softmax(logits / T) for the n texts."""
         index = self.index[cols]
-        data = tf * self.idf[index]
-        norms = np.sqrt(np.bincount(rows, data * data, minlength=n)).astype(np.float32)
+        width = len(self.weights)
+        numerators = sparse.csr_matrix((tf, index, indptr), shape=(n, width)) @ self.weights
+        norms = np.sqrt(sparse.csr_matrix((tf * tf, index, indptr), shape=(n, width)) @ self.squared_idf)
         norms[norms == 0] = 1
-        data /= norms[rows]
-        logits = sparse.csr_matrix((data, index, indptr), shape=(n, self.width)) @ self.coef + self.intercept
-        return softmax(logits.astype(np.float64) / self.temperature)
+        out = {}
+        for j, head in enumerate(self.heads):
+            logits = numerators[:, self.slices[j]:self.slices[j + 1]] / norms[:, j:j + 1] + head.intercept
+            out[id(head)] = softmax(logits.astype(np.float64) / head.temperature)
+        return out
 
 
 def _same_linear(a: LinearTextModel, b: LinearTextModel) -> bool:
@@ -90,47 +105,49 @@ class TextBatchScorer:
         linear = [sentiment, function, getattr(loss_type, "given_negative", None)]
         self.fast = (isinstance(loss_type, LossTypeModel) and all(isinstance(m, LinearTextModel) for m in linear)
                      and isinstance(loss_type.sentiment, LinearTextModel))
-        if self.fast:
-            heads = [sentiment, loss_type.sentiment, loss_type.given_negative, function]
-            if loss_type.neutral_event is not None:
-                heads.append(loss_type.neutral_event)
-            normalizers = {(tuple(m.normalizer.company_names), m.normalizer.max_chars) for m in heads}
-            ranges = {m.featurizer.ngram_range for m in heads}
-            self.fast = len(normalizers) == 1 and len(ranges) == 1
+        if not self.fast:
+            return
+        heads = [sentiment, loss_type.given_negative, function]
+        self.shared_sentiment = _same_linear(sentiment, loss_type.sentiment)
+        if not self.shared_sentiment:
+            heads.append(loss_type.sentiment)
+        if loss_type.neutral_event is not None:
+            heads.append(loss_type.neutral_event)
+        normalizers = {(tuple(m.normalizer.company_names), m.normalizer.max_chars) for m in heads}
+        self.fast = len(normalizers) == 1 and len({m.featurizer.ngram_range for m in heads}) == 1
         if self.fast:
             self.bits = max(m.featurizer.bits for m in heads)
-            self.shared_sentiment = _same_linear(sentiment, loss_type.sentiment)
-            self.heads: dict[int, _Head] = {}
+            by_bits: dict[int, list[LinearTextModel]] = {}
+            for head in heads:
+                by_bits.setdefault(head.featurizer.bits, []).append(head)
+            self.groups = [_Group(bits, members) for bits, members in sorted(by_bits.items(), reverse=True)]
 
-    def _probabilities(self, model: LinearTextModel, counts: dict[int, tuple], n: int) -> np.ndarray:
-        head = self.heads.setdefault(id(model), _Head(model))
-        if head.bits not in counts:
-            rows, cols, count = _narrow(counts[self.bits][:3], self.bits - head.bits)
-            counts[head.bits] = (rows, cols, count)
-        if len(counts[head.bits]) == 3:  # sublinear tf and row pointers: once per bit width, shared by its heads
-            rows, cols, count = counts[head.bits]
+    def _all_probabilities(self, kept: list[str]) -> dict[int, np.ndarray]:
+        n = len(kept)
+        pairs = _count_pairs(kept, self.sentiment.featurizer.ngram_range, self.bits)
+        out = {}
+        for group in self.groups:
+            rows, cols, counts = _narrow(pairs, self.bits - group.bits)
             indptr = np.zeros(n + 1, dtype=np.int64)
             np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
-            counts[head.bits] = (rows, cols, count, np.log(count.astype(np.float32)) + np.float32(1), indptr)
-        rows, cols, _, tf, indptr = counts[head.bits]
-        return head.probabilities(n, rows, cols, tf, indptr)
+            tf = np.log(counts.astype(np.float32)) + np.float32(1)  # sublinear term frequency, as in the featurizer
+            out.update(group.probabilities(n, cols, tf, indptr))
+        return out
 
     def _fast(self, texts: list[Any]) -> pd.DataFrame:
         normalized = self.sentiment.normalizer.batch(texts)
         present = np.array([bool(t) for t in normalized], dtype=bool)
         kept = [t for t, p in zip(normalized, present, strict=True) if p]
-        n = len(kept)
-        counts = {self.bits: _count_pairs(kept, self.sentiment.featurizer.ngram_range, self.bits)}
-        sentiment = self.sentiment
-        p_sentiment = self._probabilities(sentiment, counts, n)
-        loss = self.loss_type
-        inner = p_sentiment if self.shared_sentiment else self._probabilities(loss.sentiment, counts, n)
+        p = self._all_probabilities(kept)
+        sentiment, loss = self.sentiment, self.loss_type
+        p_sentiment = p[id(sentiment)]
+        inner = p_sentiment if self.shared_sentiment else p[id(loss.sentiment)]
         p_loss = inner[:, loss.sentiment.labels.index("neg")]
         if loss.neutral_event is not None:
-            p_event = self._probabilities(loss.neutral_event, counts, n)[:, loss.neutral_event.labels.index("loss")]
+            p_event = p[id(loss.neutral_event)][:, loss.neutral_event.labels.index("loss")]
             p_loss = p_loss + inner[:, loss.sentiment.labels.index("neu")] * p_event
-        p_type = np.column_stack([self._probabilities(loss.given_negative, counts, n) * p_loss[:, None], 1 - p_loss])
-        p_function = self._probabilities(self.function, counts, n)
+        p_type = np.column_stack([p[id(loss.given_negative)] * p_loss[:, None], 1 - p_loss])
+        p_function = p[id(self.function)]
 
         def full(model: TextClassifier, scored: np.ndarray) -> np.ndarray:
             out = np.zeros((len(texts), len(model.labels)))
