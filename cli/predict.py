@@ -35,8 +35,8 @@ def sentiment(
 
 @app.command("attrition")
 def attrition(
-    input: Path = typer.Option(..., exists=True, dir_okay=False, help="CSV or Parquet export of employees."),
-    output: Path = typer.Option(..., help="CSV file to write."),
+    input: Path = typer.Option(..., exists=True, dir_okay=False, help="CSV, Parquet or .xlsx export of employees."),
+    output: Path = typer.Option(..., help="File to write: .csv or .parquet (by the suffix)."),
     mapping: Optional[str] = typer.Option(None, help="Column mapping: ibm, or a YAML file path."),
     model_uri: Optional[str] = typer.Option(None, help="Model URI; default the registered champion."),
 ) -> None:
@@ -50,7 +50,7 @@ def attrition(
 def spread(
     posts: Path = typer.Option(..., exists=True, dir_okay=False, help="CSV/Parquet of posts."),
     reposts: Path = typer.Option(..., exists=True, dir_okay=False, help="CSV/Parquet of repost events."),
-    output: Path = typer.Option(..., help="CSV file to write."),
+    output: Path = typer.Option(..., help="File to write: .csv or .parquet (by the suffix)."),
     model_uri: Optional[str] = typer.Option(None, help="Model URI; default the registered champion."),
 ) -> None:
     """Forecast final reposts (P10/P50/P90), time to threshold, reach and regions per post."""

