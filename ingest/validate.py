@@ -141,14 +141,16 @@ class _Column:
         reason = reason.fillna(self._fail(values, infinite, lambda v: "应为有限数字"))
         finite = numbers.notna().to_numpy() & ~infinite
         if col.kind == "int":
-            fraction = finite & (numbers.to_numpy() % 1 != 0)
+            fraction = finite & (np.where(finite, numbers.to_numpy(), 0) % 1 != 0)
             reason = reason.fillna(self._fail(values, fraction, lambda v: f"应为整数, 实为 {v!r}"))
-        shown = numbers.map(lambda n: int(n) if col.kind == "int" and n == int(n) else n, na_action="ignore")
+        def shown(n: float):  # as the contracts print it: an int column's value as an int
+            return int(n) if col.kind == "int" and n == int(n) else n
+
         for bound, text in ((col.min, "小于下限"), (col.max, "大于上限")):
             if bound is not None:
                 worse = (numbers < bound) if text == "小于下限" else (numbers > bound)
-                message = (lambda n, b=bound, t=text: f"值 {n} {t} {b:g}")
-                reason = reason.fillna(self._fail(shown, finite & worse.to_numpy(), message))
+                message = (lambda n, b=bound, t=text: f"值 {shown(n)} {t} {b:g}")
+                reason = reason.fillna(self._fail(numbers, finite & worse.to_numpy(), message))
         typed = numbers.where(reason.isna().to_numpy())
         return (typed.astype("Int64") if col.kind == "int" else typed), reason
 

@@ -32,9 +32,10 @@ def test_settings_env_override_reaches_derived_paths(tmp_path):
 
 
 def test_settings_sets_offline_and_no_telemetry_flags():
+    flags = ("HF_HUB_OFFLINE", "MLFLOW_DISABLE_TELEMETRY", "BENTOML_DO_NOT_TRACK")
     code = ("import os; os.environ.pop('HF_HUB_OFFLINE', None); import features.settings; "
-            "print(os.environ['HF_HUB_OFFLINE'], os.environ['MLFLOW_DISABLE_TELEMETRY'], os.environ['BENTOML_DO_NOT_TRACK'])")
-    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "MLFLOW_DISABLE_TELEMETRY", "BENTOML_DO_NOT_TRACK")}
+            f"print(*(os.environ[k] for k in {flags!r}))")
+    env = {k: v for k, v in os.environ.items() if k not in flags}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.split() == ["1", "true", "true"]
 
@@ -44,14 +45,16 @@ def test_runtime_pins_agree_everywhere():
     from features.modelio import PIP_REQUIREMENTS
 
     project = _pins((ROOT / "pyproject.toml").read_text().splitlines())
-    for source, pins in (("serving/requirements.txt", _pins((ROOT / "serving/requirements.txt").read_text().splitlines())),
-                         ("features.modelio.PIP_REQUIREMENTS", _pins(PIP_REQUIREMENTS))):
+    bento = _pins((ROOT / "serving/requirements.txt").read_text().splitlines())
+    model = _pins(PIP_REQUIREMENTS)
+    for source, pins in (("serving/requirements.txt", bento), ("features.modelio.PIP_REQUIREMENTS", model)):
         for name, version in pins.items():
             assert project.get(name) == version, f"{source} pins {name}=={version}, pyproject has {project.get(name)}"
     assert project["torch"] == "2.13.0"
 
 
-@pytest.mark.parametrize("command", [[], ["data", "generate"], ["data", "import"], ["data", "check"], ["train"], ["predict", "sentiment"],
+@pytest.mark.parametrize("command", [[], ["data", "generate"], ["data", "import"], ["data", "check"], ["train"],
+                                     ["predict", "sentiment"],
                                      ["predict", "attrition"], ["predict", "spread"], ["audit", "verify"],
                                      ["keys", "create"], ["keys", "bootstrap"], ["evaluate"], ["promote"],
                                      ["feedback", "export"]])
