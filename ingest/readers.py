@@ -21,7 +21,8 @@ from ingest.report import Problem
 from ingest.validate import to_float
 
 # Written by exports for "no value"; treated as empty so that one such cell does not make a number column text.
-NA_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none", "-", "--", "#n/a"})
+# Not "none": it is a label value (loss_type none, function none).
+NA_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "-", "--", "#n/a"})
 _SKIPPED = re.compile(r"Skipping line (\d+): (.*)")
 _LEADING_ZERO = r"^\s*[+-]?0\d"
 
