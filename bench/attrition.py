@@ -29,7 +29,8 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from features.attrition_features import IBM_SPEC, PROTECTED, build_features, labels  # noqa: E402
+from features.attrition_build import build_features, labels  # noqa: E402
+from features.attrition_features import IBM_SPEC, PROTECTED  # noqa: E402
 from features.settings import settings  # noqa: E402
 from training.attrition import (  # noqa: E402
     PLANTED_FEATURES,
@@ -159,7 +160,7 @@ def main(argv: list[str] | None = None) -> None:
 
     folder = args.synthetic_dir or settings.generated_dir
     if not (folder / "snapshots.parquet").exists():
-        from features.synthetic import generate
+        from synthetic import generate
 
         folder = Path(tempfile.mkdtemp(prefix="lossguard-bench-"))
         generate(out_dir=folder, seed=args.seed)

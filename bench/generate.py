@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from features.synthetic import generate
+from synthetic import generate
 
 BUDGET_SECONDS = 60.0
 

@@ -151,7 +151,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, action="append", help="generate fresh data with this seed (repeatable)")
     args = parser.parse_args()
     if args.seed:
-        from features.synthetic import generate
+        from synthetic import generate
 
         folders = []
         for seed in args.seed:
@@ -161,7 +161,7 @@ def main() -> None:
     elif args.data or (settings.generated_dir / "reposts.parquet").exists():
         folders = [args.data or settings.generated_dir]
     else:
-        from features.synthetic import generate
+        from synthetic import generate
 
         folders = [Path(tempfile.mkdtemp(prefix="spread-bench-"))]
         generate(employees=settings.employees, days=settings.days, seed=settings.seed, out_dir=folders[0])

@@ -24,7 +24,7 @@ def generate(
 ) -> None:
     """Generate the seeded synthetic company (org, employees, posts, complaints, repost cascades)."""
     from features.errors import InputError
-    from features.synthetic import generate as generate_company
+    from synthetic import generate as generate_company
 
     try:
         paths = generate_company(employees=employees, days=days, seed=seed, out_dir=out)

@@ -11,7 +11,11 @@ conflicting state changes, or wait until the missing piece (a trained model, a d
 """
 from __future__ import annotations
 
+import re
 from typing import Any, Iterable
+
+# "reposts[0].timestamp: 转发时间…" -> field "reposts[0].timestamp": most messages already start with the field
+_FIELD_PREFIX = re.compile(r"^([A-Za-z_][\w.\[\]]*): ")
 
 
 class LossguardError(Exception):
@@ -21,6 +25,8 @@ class LossguardError(Exception):
     def __init__(self, message: str, field: str | None = None, details: Iterable[dict[str, Any]] = ()):
         super().__init__(message)
         self.message = message
+        if field is None and (prefix := _FIELD_PREFIX.match(message)):
+            field = prefix.group(1)
         self.field = field
         self.details = list(details) or ([{"field": field, "message": message}] if field else [])
 

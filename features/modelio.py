@@ -13,7 +13,6 @@ import mlflow
 import pandas as pd
 
 from features.errors import Unavailable
-from features.model_specs import MODEL_NAMES  # noqa: F401 - re-exported: serving reads the names here
 from features.settings import configure_mlflow
 
 

@@ -17,36 +17,23 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
-from features.contracts import INTERNAL_CHANNELS, LOSS_TYPE_ZH, POST_CHANNELS, TEXT_FUNCTIONS, ContractError
-from features.modelio import MODEL_NAMES, LoadedModel, ModelNotFound, load_champion
+from features.contracts import INTERNAL_CHANNELS, POST_CHANNELS, TEXT_FUNCTIONS, ContractError
+from features.errors import LossguardError, NotFound, Unavailable, field_error
+from features.model_specs import MODEL_NAMES
+from features.modelio import LoadedModel, ModelNotFound, load_champion
 from features.settings import settings
-from serving.auth import Principal, mask_record
+from serving import views
+from serving.auth import Principal
 from serving.owners import OrgChart, resolve_owners
-from serving.rules import Policy, RiskInput, evaluate
-from serving.store import ACTION_ZH, STATUS_ZH, WarningNotFound, WarningStore
+from serving.policy import Policy
+from serving.rules import RiskInput, evaluate
+from serving.store import WarningNotFound, WarningStore
+from serving.views import BAND_ZH
 from serving.webhooks import WebhookDispatcher
 
 log = logging.getLogger("lossguard")
 
 ORG_TABLES = ("org_units", "employees", "snapshots", "posts", "complaints")
-BAND_ZH = {"high": "高", "medium": "中", "low": "低"}
-# Drivers that would reveal a masked field through their text ("薪酬/带宽比 0.82，低于部门中位数").
-SENSITIVE_DRIVERS = {"pay_vs_band": "pay_vs_band", "performance_rating": "performance_rating"}
-DRIVER_MASKED = "薪酬或绩效相关因素（无权查看明细）"
-TEAM_EMPLOYEES_SHOWN = 50
-
-
-class NotFound(LookupError):
-    """A warning, unit or employee the caller named does not exist, or lies outside the caller's scope."""
-
-
-class InputError(ValueError):
-    """A request the Engine refuses; `field` names the offending input."""
-
-    def __init__(self, field: str, message: str):
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 @dataclass
@@ -81,7 +68,7 @@ class Engine:
         folder = Path(settings.generated_dir)
         absent = [t for t in ORG_TABLES if not (folder / f"{t}.parquet").exists()]
         if absent:
-            raise FileNotFoundError(f"{folder} 中缺少 {absent}: 请先运行 `make data` (或 `lossguard data generate`)")
+            raise Unavailable(f"{folder} 中缺少 {absent}: 请先运行 `make data` (或 `lossguard data generate`)")
 
     @classmethod
     def from_settings(cls) -> "Engine":
@@ -232,7 +219,7 @@ class Engine:
         for i, event in enumerate(events):
             try:
                 prepared[i] = self._prepare(event)
-            except InputError as exc:
+            except LossguardError as exc:  # refused alone: the rest of the batch goes on
                 results[i] = exc
         scores = dict(zip(prepared, self.score_texts([e.text for e in prepared.values()]))) if prepared else {}
         spreads = self._spreads(prepared, scores, results)
@@ -274,7 +261,7 @@ class Engine:
             try:
                 spreads[i] = self.forecast_many([item])[0]
             except ContractError as exc:
-                results[i] = InputError("event.reposts", "; ".join(str(e) for e in exc.errors[:5]))
+                results[i] = field_error("event.reposts", "; ".join(str(e) for e in exc.errors[:5]))
         return spreads
 
     @staticmethod
@@ -322,7 +309,7 @@ class Engine:
         department = event.get("department_id")
         if department is not None:
             if department not in self.chart.units:
-                raise InputError("event.department_id", f"未知部门 {department!r}")
+                raise field_error("event.department_id", f"未知部门 {department!r}")
             return department
         employees = self.chart.employees or {}
         person = employees.get(event.get("employee_id") or "")
@@ -343,35 +330,8 @@ class Engine:
         return self.chart.subtree(principal.unit_id) if principal.unit_id in self.chart.units else set()
 
     def warning_view(self, record, audit: Iterable | None = None) -> dict:
-        decision = record.decision or {}
-        view = {
-            "id": record.id, "subject": record.subject, "event_kind": record.event_kind,
-            "status": record.status, "status_zh": STATUS_ZH[record.status],
-            "grade": record.grade, "grade_zh": decision.get("grade_zh"), "grade_level": decision.get("grade_level"),
-            "label": decision.get("label"),
-            "loss_type": record.loss_type, "loss_type_zh": LOSS_TYPE_ZH.get(record.loss_type, record.loss_type),
-            "function": record.function, "channel": record.channel,
-            "channel_zh": self.policy.channel_names.get(record.channel, record.channel),
-            "department_id": record.department_id,
-            "department_name": self.chart.units[record.department_id].name
-            if record.department_id in self.chart.units else None,
-            "text": record.text, "reasons": list(decision.get("reasons", [])),
-            "actions": [a["text"] for a in decision.get("actions", [])],
-            "owners": _owner_labels(record.owners or {}), "deadline": _iso(record.deadline_at),
-            "created_at": _iso(record.created_at), "updated_at": _iso(record.updated_at),
-            "events_count": record.events_count, "muted": record.muted_reason,
-            "escalation_level": record.escalation_level, "escalated_to": record.escalated_to,
-            "acknowledged_by": record.acknowledged_by, "assignee": record.assignee,
-            "outcome": record.outcome, "resolution_notes": record.resolution_notes,
-        }
-        if audit is not None:
-            view["audit"] = [
-                {"seq": e.seq, "at": _iso(e.at), "actor": e.actor, "action": e.action,
-                 "action_zh": ACTION_ZH.get(e.action, e.action),
-                 "before_status": (e.before or {}).get("status"), "after_status": (e.after or {}).get("status")}
-                for e in audit
-            ]
-        return view
+        """The warning as people read it (serving.views), with its audit trail when given."""
+        return views.warning_view(record, self.policy, self.chart, audit)
 
     def _visible_record(self, warning_id: int, principal: Principal):
         try:
@@ -402,7 +362,7 @@ class Engine:
         elif action == "assign":
             assignee = payload["assignee"]
             if self.chart.employees is not None and assignee not in self.chart.employees:
-                raise InputError("assignee", f"员工 {assignee!r} 不在员工名单中")
+                raise field_error("assignee", f"员工 {assignee!r} 不在员工名单中")
             record = self.store.assign(warning_id, actor, assignee)
         else:
             record = self.store.resolve(warning_id, actor, payload["outcome"], payload.get("actual_spread"),
@@ -416,46 +376,9 @@ class Engine:
         if unit_id not in self.chart.units or (units is not None and unit_id not in units):
             raise NotFound(f"部门/团队 {unit_id} 不存在")
         members = self.roster[self.roster["department_id"].isin(self.chart.subtree(unit_id))]
-        members = members.sort_values("propensity", ascending=False, kind="stable")
-        employees = [
-            mask_record({
-                "employee_id": row.employee_id, "department_id": row.department_id, "role": row.role,
-                "is_key": bool(row.is_key), "propensity": round(float(row.propensity), 4), "band": row.band,
-                "band_zh": BAND_ZH.get(row.band, row.band),
-                "drivers": self._drivers_for(principal, list(row.drivers), list(row.driver_features)),
-                "pay_vs_band": round(float(row.pay_vs_band), 3),
-                "performance_rating": float(row.performance_rating),
-            }, principal)
-            for row in members.head(TEAM_EMPLOYEES_SHOWN).itertuples(index=False)
-        ]
-        high = members["band"] == "high"
-        return {
-            "unit_id": unit_id, "unit_name": self.chart.units[unit_id].name, "headcount": int(len(members)),
-            "horizon_days": int(getattr(self.models["attrition"].estimator, "horizon_days",
-                                        settings.attrition_horizon_days)),
-            "expected_leavers": round(float(members["propensity"].sum()), 2),
-            "high_share": round(float(high.mean()), 4) if len(members) else 0.0,
-            "high_risk_key_employees": int((high & members["is_key"]).sum()),
-            "top_drivers": [self._drivers_for(principal, [d], [f])[0] for d, f in
-                            self._top_first_drivers(members)],
-            "employees": employees, "model_version": self.models["attrition"].version,
-        }
-
-    @staticmethod
-    def _top_first_drivers(members: pd.DataFrame, top: int = 3) -> list[tuple[str, str]]:
-        """The features most often first among the team's drivers, as (Chinese label with head count, name)."""
-        from features.attrition_features import FEATURE_ZH
-
-        firsts = pd.Series([f[0] for f in members["driver_features"] if len(f)], dtype=object).value_counts()
-        return [(f"{FEATURE_ZH.get(name, (name, ''))[0]}（{count} 人）", name)
-                for name, count in firsts.head(top).items()]
-
-    @staticmethod
-    def _drivers_for(principal: Principal, drivers: list[str], features: list[str]) -> list[str]:
-        """Field-level permission reaches the explanations too: a pay driver quotes the pay ratio."""
-        return [DRIVER_MASKED if i < len(features) and features[i] in SENSITIVE_DRIVERS
-                and not principal.may_read(SENSITIVE_DRIVERS[features[i]]) else text
-                for i, text in enumerate(drivers)]
+        horizon = getattr(self.models["attrition"].estimator, "horizon_days", settings.attrition_horizon_days)
+        return views.team_view(unit_id, self.chart.units[unit_id].name, members, principal,
+                               horizon_days=int(horizon), model_version=self.models["attrition"].version)
 
 
 @dataclass(frozen=True)
@@ -481,26 +404,3 @@ def _naive_utc(value) -> datetime | None:
     if stamp.tzinfo is not None:
         stamp = stamp.tz_convert("UTC").tz_localize(None)
     return stamp.to_pydatetime()
-
-
-def _iso(value) -> str | None:
-    """Stored times are naive UTC; say so, so the page's countdown is right in any time zone."""
-    if value is None:
-        return None
-    return pd.Timestamp(value).tz_localize("UTC").isoformat() if pd.Timestamp(value).tzinfo is None \
-        else pd.Timestamp(value).isoformat()
-
-
-def _owner_labels(owners: dict) -> dict:
-    def label(person: dict | None) -> dict | None:
-        if not person:
-            return None
-        return {**person, "label": f"{person.get('role', '')} {person.get('employee_id', '')}".strip()}
-
-    return {
-        "functional": [label(p) for p in owners.get("functional", [])],
-        "direct": [label(p) for p in owners.get("direct", [])],
-        "management": [label(p) for p in owners.get("management", [])],
-        "executive": label(owners.get("executive")),
-        "notes": list(owners.get("notes", [])),
-    }

@@ -12,11 +12,13 @@ from typing import Any, Collection
 
 import pandas as pd
 
+from features.errors import InputError
 from features.contracts import ORG_UNIT, validate
-from serving.rules import Decision, OwnerSpec, RiskInput
+from serving.policy import OwnerSpec
+from serving.rules import Decision, RiskInput
 
 
-class OrgChartError(ValueError):
+class OrgChartError(InputError):
     """The org chart is unusable (unknown parent, cycle, missing column); the message names the unit or column."""
 
 

@@ -24,7 +24,7 @@ import httpx
 from features.settings import settings
 
 if TYPE_CHECKING:
-    from serving.rules import Policy
+    from serving.policy import Policy
 
 log = logging.getLogger(__name__)
 

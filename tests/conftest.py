@@ -18,6 +18,9 @@ os.environ.setdefault("LOSSGUARD_MLFLOW_DIR", str(_SESSION_DIR / "mlflow"))
 os.environ.setdefault("LOSSGUARD_GENERATED_DIR", str(_SESSION_DIR / "generated"))
 os.environ.setdefault("LOSSGUARD_MODELS_DIR", str(_SESSION_DIR / "models"))
 os.environ.setdefault("LOSSGUARD_WARNINGS_DB", f"sqlite:///{_SESSION_DIR / 'warnings.db'}")
+# bentoml serve keeps its Prometheus multiprocess dir under BENTOML_HOME and wipes it on start: a test server sharing
+# ~/bentoml with a running service (or another test run) empties the other's /metrics. Never the user's.
+os.environ["BENTOML_HOME"] = str(_SESSION_DIR / "bentoml")
 for key, value in {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "MLFLOW_DISABLE_TELEMETRY": "true",
                    "DO_NOT_TRACK": "true", "BENTOML_DO_NOT_TRACK": "true"}.items():
     os.environ.setdefault(key, value)
@@ -80,7 +83,7 @@ SYNTHETIC_EMPLOYEES, SYNTHETIC_DAYS = 1000, 365  # big enough that the planted d
 @pytest.fixture(scope="session")
 def synthetic_dir(session_dir) -> Path:
     """The seeded synthetic company (1000 people x 365 days), generated once per test session; read-only."""
-    from features.synthetic import generate
+    from synthetic import generate
 
     out = session_dir / "synthetic"
     generate(employees=SYNTHETIC_EMPLOYEES, days=SYNTHETIC_DAYS, seed=settings.seed, out_dir=out)

@@ -29,19 +29,16 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
 
+from features.attrition_build import SentimentFn, build_features, labels
+from features.attrition_explain import department_of, rollup
 from features.attrition_features import (
     CORE_SPEC,
     PROTECTED,
     AttritionModel,
     FeatureSpec,
-    SentimentFn,
-    build_features,
-    department_of,
     fit_categories,
-    labels,
     linear_input,
     reference_quantiles,
-    rollup,
 )
 from features.model_specs import BatchResult, Evaluator
 from features.settings import settings

@@ -25,7 +25,8 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import RepeatedStratifiedKFold
 
-from features.attrition_features import PROTECTED, FeatureSpec, build_features, export_spec
+from features.attrition_build import build_features
+from features.attrition_features import PROTECTED, FeatureSpec, export_spec
 from features.errors import InputError
 from features.imported import EXPORT, attrition_design, data_digest, export_labels, load_imported
 from features.model_specs import Evaluator

@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features import synthetic
+import synthetic
 from features.contracts import FUNCTIONS, INTERNAL_CHANNELS, validate
-from features.synthetic import generate
+from synthetic import generate
 
 TABLES = ("org_units", "employees", "snapshots", "posts", "complaints", "reposts")
 CONTRACT_OF = {"org_units": "OrgUnit", "snapshots": "Employee", "posts": "Post", "complaints": "Complaint",

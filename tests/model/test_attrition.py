@@ -11,7 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.attrition_features import BANDS, IBM_SPEC, build_features, labels, rollup
+from features.attrition_build import build_features, labels
+from features.attrition_explain import rollup
+from features.attrition_features import BANDS, IBM_SPEC
 from training.attrition import (
     baseline_proba, evaluate, fit_baseline, fit_model, global_drivers, load_tables, planted_recovered,
     synthetic_dataset, time_split,

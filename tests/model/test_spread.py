@@ -25,7 +25,7 @@ CASCADE_EMPLOYEES = 5000
 
 @pytest.fixture(scope="module")
 def cascades_dir(tmp_path_factory) -> Path:
-    from features.synthetic import generate
+    from synthetic import generate
 
     out = tmp_path_factory.mktemp("cascades")
     generate(employees=CASCADE_EMPLOYEES, days=365, seed=settings.seed, out_dir=out)

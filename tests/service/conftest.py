@@ -83,7 +83,7 @@ def company(synthetic_dir) -> Path:
 @pytest.fixture(scope="session")
 def champions(company) -> dict[str, str]:
     """Every model has a champion: reused when this session trained it already, else trained here."""
-    from features.modelio import MODEL_NAMES
+    from features.model_specs import MODEL_NAMES
     from training.pipeline import train_models
     from training.registry import champion_version
 

@@ -22,7 +22,8 @@ def test_bentoml_build_packs_code_policy_keywords_page_and_pins(tmp_path):
     bentos = list((tmp_path / "bentoml" / "bentos" / "lossguard").glob("*/bento.yaml"))
     assert len(bentos) == 1
     bento = bentos[0].parent
-    for path in ("serving/service.py", "serving/engine.py", "serving/policy.yaml", "serving/static/review.html",
+    for path in ("serving/service.py", "serving/engine.py", "serving/store/__init__.py", "serving/store/schema.py",
+                 "serving/policy.py", "serving/policy.yaml", "serving/static/review.html",
                  "serving/static/review.js", "data/keywords.yaml", "features/text.py"):
         assert (bento / "src" / path).is_file(), path
     assert not (bento / "src" / "tests").exists() and not (bento / "src" / "mlflow").exists()

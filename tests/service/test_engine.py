@@ -13,10 +13,12 @@ from features.contracts import ContractError, RowError
 from features.keywords import KeywordLibrary
 from features.modelio import LoadedModel
 from serving.auth import Principal
-from serving.engine import DRIVER_MASKED, Engine, InputError, NotFound
+from features.errors import InputError, NotFound
+from serving.engine import Engine
 from serving.owners import OrgChart
 from serving.rules import Policy
 from serving.store import WarningStore
+from serving.views import DRIVER_MASKED
 
 NEGATIVE = "负面"
 
@@ -199,7 +201,7 @@ def test_pay_and_performance_masked_in_values_and_explanations(engine, units):
 
 
 def test_batcher_groups_concurrent_events_and_keeps_results_apart():
-    from serving.service import Batcher
+    from serving.batching import Batcher
 
     seen: list[list[int]] = []
 
@@ -221,7 +223,7 @@ def test_batcher_groups_concurrent_events_and_keeps_results_apart():
 
 
 def test_batcher_hands_a_crash_to_every_caller_of_the_batch():
-    from serving.service import Batcher
+    from serving.batching import Batcher
 
     def crash(events):
         raise RuntimeError("model exploded")

@@ -7,10 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.attrition_features import (
-    CORE_SPEC, IBM_SPEC, OTHER_CATEGORY, PROTECTED, build_features, category_strings, department_of, labels,
-    reason_text,
-)
+from features.attrition_build import build_features, labels
+from features.attrition_explain import department_of, reason_text
+from features.attrition_features import CORE_SPEC, IBM_SPEC, OTHER_CATEGORY, PROTECTED, category_strings
 
 SIGNALS = list(CORE_SPEC.numeric)
 CJK = re.compile(r"[\u4e00-\u9fff]")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from features.attrition_features import FEATURE_ZH, IBM_SPEC
+from features.attrition_explain import FEATURE_ZH
+from features.attrition_features import IBM_SPEC
 from training.attrition import _stack
 
 

@@ -49,10 +49,17 @@ def _target(name: str) -> str | None:
 
 
 def imports_of(module: str) -> set[str]:
+    """Project modules `module` imports at run time; imports under `if TYPE_CHECKING:` are annotations only."""
     path = MODULES[module]
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    typing_only = {id(inner) for node in ast.walk(tree)
+                   if isinstance(node, ast.If) and ast.unparse(node.test).endswith("TYPE_CHECKING")
+                   for inner in ast.walk(node)}
     found = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -116,6 +123,20 @@ def test_the_graph_sees_lazy_imports():
     """The walk must find imports inside functions, or the two tests above would pass by not looking."""
     assert "training.sentiment" in GRAPH["training.pipeline"] or "features.model_specs" in GRAPH["training.pipeline"]
     assert any(target.startswith("serving.") for target in GRAPH["cli.audit"])  # imported inside the command
+
+
+def test_store_concerns_and_the_policy_import_one_way():
+    """serving.store: schema <- audit, dispatch <- intake, lifecycle, export <- the package (WarningStore); no
+    concern imports the façade or a sibling at its own level. The policy model never imports the evaluator."""
+    allowed = {"schema": set(), "audit": {"schema"}, "dispatch": {"schema"},
+               "intake": {"schema", "audit", "dispatch"}, "lifecycle": {"schema", "audit", "dispatch"},
+               "export": {"schema", "audit", "dispatch"}}
+    concerns = {m.removeprefix("serving.store."): GRAPH[m] for m in GRAPH if m.startswith("serving.store.")}
+    assert set(concerns) == set(allowed), "a store module was added or removed: place it in the layers above"
+    for concern, targets in concerns.items():
+        inside = {t.removeprefix("serving.store.") for t in targets if t.startswith("serving.store")}
+        assert inside <= allowed[concern], f"serving.store.{concern} imports {sorted(inside - allowed[concern])}"
+    assert "serving.rules" not in GRAPH["serving.policy"]
 
 
 @pytest.mark.parametrize("module", sorted(MODULES))

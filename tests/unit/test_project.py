@@ -56,7 +56,7 @@ def test_runtime_pins_agree_everywhere():
 @pytest.mark.parametrize("command", [[], ["data", "generate"], ["data", "import"], ["data", "check"], ["train"],
                                      ["predict", "sentiment"],
                                      ["predict", "attrition"], ["predict", "spread"], ["audit", "verify"],
-                                     ["keys", "create"], ["keys", "bootstrap"], ["evaluate"], ["promote"],
+                                     ["keys", "create"], ["keys", "bootstrap"], ["evaluate"], ["promote"], ["policy", "check"], ["policy", "test"],
                                      ["feedback", "export"]])
 def test_every_cli_command_has_help(command):
     from typer.testing import CliRunner

@@ -130,7 +130,6 @@ def test_illegal_transitions_are_refused_and_nothing_changes(store, policy, step
      "corrected_labels.loss_type: 取值 'money'"),
     (lambda s, i: s.acknowledge(i, " "), "actor: 操作人不能为空"),
     (lambda s, i: s.assign(i, "E1", ""), "assignee: 指派对象不能为空"),
-    (lambda s, i: s.acknowledge(i + 99, "E1"), "预警 #\\d+ 不存在"),
 ])
 def test_bad_requests_name_the_field(store, policy, call, message):
     warning_id = file(store, risk(), policy).record.id
@@ -141,6 +140,8 @@ def test_bad_requests_name_the_field(store, policy, call, message):
 def test_unknown_warning_is_not_found(store):
     with pytest.raises(WarningNotFound, match="预警 #42 不存在"):
         store.get(42)
+    with pytest.raises(WarningNotFound, match="预警 #43 不存在"):
+        store.acknowledge(43, "E1")
 
 
 def test_the_largest_spread_the_api_accepts_is_stored(store, policy):

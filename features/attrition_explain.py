@@ -1,16 +1,17 @@
-"""Attrition scores as managers read them: each feature's Chinese label and unit, one sentence per driver placing
-the person's value in their department's (or the company's) distribution, and team / department roll-ups.
+"""Attrition explanations: each driver as a Chinese sentence a manager can act on, and team / department roll-ups.
 
-Kept apart from the feature code (features/attrition_features.py) because it is presentation: the numbers come
-from the model, this module only says them and sums them per team.
+Presentation of scored rows, kept apart from the model that scores them: AttritionModel.drivers words each row's
+top drivers with reason_text, and the training report, the service's team view and the notebooks label and
+roll up scores with FEATURE_ZH, rollup and department_of without loading a model.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
+# ------------------------------------------------------------------------------------------ explanations
 FEATURE_ZH: dict[str, tuple[str, str]] = {  # name -> (Chinese label, unit)
     "tenure_years": ("司龄", "年"), "log_tenure": ("司龄", ""), "years_since_promotion": ("距上次晋升", "年"),
     "promotion_gap_share": ("未晋升时长占司龄比例", "%"),
@@ -102,8 +103,8 @@ def rollup(scored: pd.DataFrame, by: str = "department_id", top: int = 3) -> pd.
 
 def department_of(units: pd.Series, org_units: pd.DataFrame, level: int = 2) -> pd.Series:
     """The ancestor of each unit at `level` of the org chart (2 = department); a unit above it maps to itself."""
-    parent = dict(zip(org_units["unit_id"], org_units["parent_id"], strict=True))
-    depth = dict(zip(org_units["unit_id"], org_units["level"], strict=True))
+    parent = dict(zip(org_units["unit_id"], org_units["parent_id"]))
+    depth = dict(zip(org_units["unit_id"], org_units["level"]))
 
     def climb(unit):
         node = unit

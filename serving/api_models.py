@@ -1,0 +1,245 @@
+"""The service's request and response models: what a caller may send, checked before any handler runs.
+
+Pydantic refuses bad input naming the field (the error bodies are shaped by serving.http_errors), so the Engine
+only sees well-formed values. The cross-field checks that pydantic cannot express as types (time order, a post
+not from the future, duplicate snapshots) are validators here, per request: batched requests must not fail
+someone else's call.
+"""
+from datetime import date, datetime, timedelta, timezone
+from typing import Annotated, Any, Literal, Optional
+
+from bentoml.validators import ContentType
+from fastapi import Path as PathParam
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from features.contracts import COMPLAINT_CHANNELS, EMPLOYEE, POST_CHANNELS, pydantic_model
+from features.settings import settings
+
+MAX_REPOSTS = 50_000
+CLOCK_SKEW = timedelta(minutes=5)  # a client clock slightly ahead is not "a post from the future"
+EARLIEST, LATEST = date(1900, 1, 1), date(2200, 12, 31)  # pandas timestamps end in 2262
+
+Text = Annotated[str, StringConstraints(min_length=1, max_length=settings.max_text_chars, pattern=r"\S")]
+Id = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+ALL_EVENT_CHANNELS = tuple(dict.fromkeys(POST_CHANNELS + COMPLAINT_CHANNELS))
+EventChannel = Literal[ALL_EVENT_CHANNELS]  # type: ignore[valid-type]
+PostBase = pydantic_model("Post", optional_fields=("post_id", "internal"))
+RepostBase = pydantic_model("Repost", optional_fields=("post_id",))
+EmployeeBase = pydantic_model("Employee")
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def _utc(moment: datetime) -> datetime:
+    """Naive times are taken as UTC (the store's convention); aware ones are converted."""
+    return moment.astimezone(timezone.utc).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+def _not_future(moment: Optional[datetime], field: str) -> None:
+    if moment is not None and _utc(moment) > _now() + CLOCK_SKEW:
+        raise ValueError(f"{field}: 时间 {moment.isoformat()} 晚于当前时间（无时区的时间按 UTC 解释）")
+
+
+def _supported(moment: datetime) -> datetime:
+    """Before 1900 is a typo, and beyond pandas' range (year 1677) a crash: refuse it as input."""
+    if moment.year < EARLIEST.year:
+        raise ValueError(f"时间 {moment.isoformat()} 早于 {EARLIEST.year} 年")
+    return moment
+
+
+Moment = Annotated[datetime, AfterValidator(_supported)]
+
+
+class RepostIn(RepostBase):  # type: ignore[valid-type, misc]
+    """One repost seen so far; post_id is implied by the post it belongs to."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+    timestamp: Moment
+
+
+def _reposts_in_past(reposts: Optional[list[RepostIn]], created: Optional[datetime], field: str) -> None:
+    for index, repost in enumerate(reposts or []):
+        _not_future(repost.timestamp, f"{field}[{index}].timestamp")
+        if created is not None and _utc(repost.timestamp) < _utc(created):
+            raise ValueError(f"{field}[{index}].timestamp: 转发时间早于原帖发布时间 created_at")
+
+
+Reposts = Annotated[list[RepostIn], Field(max_length=MAX_REPOSTS)]
+
+
+class PostIn(PostBase):  # type: ignore[valid-type, misc]
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+    created_at: Moment
+
+    @model_validator(mode="after")
+    def _created_in_past(self):
+        _not_future(self.created_at, "created_at")
+        return self
+
+
+class EventIn(BaseModel):
+    """A post (outside or inside channel) or a complaint work order, with the reposts seen so far (optional)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    kind: Literal["post", "complaint"] = "post"
+    text: Text
+    channel: EventChannel
+    created_at: Optional[Moment] = Field(None, description="发布时间；无时区按 UTC；缺省为现在")
+    post_id: Optional[Id] = None
+    complaint_id: Optional[Id] = None
+    author_followers: int = Field(0, ge=0, le=10_000_000_000)
+    internal: Optional[bool] = Field(None, description="内部渠道；缺省按渠道判断")
+    region: Optional[Annotated[str, StringConstraints(max_length=64)]] = None
+    department_id: Optional[Id] = Field(None, description="涉及的部门；决定经理的可见范围与责任人")
+    employee_id: Optional[Id] = None
+    severity: Optional[int] = Field(None, ge=1, le=5)
+    reposts: Optional[Reposts] = None
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        allowed = POST_CHANNELS if self.kind == "post" else COMPLAINT_CHANNELS
+        if self.channel not in allowed:
+            raise ValueError(f"channel: {self.kind} 的渠道应为 {list(allowed)} 之一, 实为 {self.channel!r}")
+        _not_future(self.created_at, "created_at")
+        _reposts_in_past(self.reposts, self.created_at, "reposts")
+        return self
+
+
+class EmployeeIn(EmployeeBase):  # type: ignore[valid-type, misc]
+    """An HR record as of snapshot_date; the 90-day signals may be sent precomputed (else treated as unknown)."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    manager_changed_90d: Optional[bool] = None
+    neg_internal_posts_90d: Optional[float] = Field(None, ge=0, le=10_000)
+    internal_posts_90d: Optional[int] = Field(None, ge=0, le=10_000)
+    team_complaints_90d: Optional[int] = Field(None, ge=0, le=1_000_000)
+
+    @model_validator(mode="after")
+    def _contract(self):
+        """The contract's cross-field rules, checked per request (batches mix requests; one bad row must not
+        fail someone else's call)."""
+        today = _now().date()
+        for col in EMPLOYEE.columns:
+            value = getattr(self, col.name, None)
+            if isinstance(value, date) and not EARLIEST <= value <= LATEST:
+                raise ValueError(f"{col.name}: 日期 {value} 不在 {EARLIEST.year}–{LATEST.year} 年之间")
+            if col.not_future and isinstance(value, date) and value > today:
+                raise ValueError(f"{col.name}: 日期 {value} 晚于当前日期")
+        for later, earlier in EMPLOYEE.order:
+            a, b = getattr(self, later), getattr(self, earlier)
+            if a is not None and b is not None and a < b:
+                raise ValueError(f"{later}: {later} ({a}) 早于 {earlier} ({b})")
+        return self
+
+
+def _unique_snapshots(employees: list[EmployeeIn]) -> list[EmployeeIn]:
+    seen: dict[tuple[str, date], int] = {}
+    for index, e in enumerate(employees):
+        key = (e.employee_id, e.snapshot_date)
+        if key in seen:
+            raise ValueError(f"[{index}].employee_id: 员工 {e.employee_id} 在 {e.snapshot_date} 的记录重复 "
+                             f"(首次出现于 [{seen[key]}])")
+        seen[key] = index
+    return employees
+
+
+Texts = Annotated[list[Text], Field(min_length=1, max_length=settings.max_batch)]
+Employees = Annotated[list[EmployeeIn], Field(min_length=1, max_length=settings.max_batch),
+                      AfterValidator(_unique_snapshots)]
+
+
+class KeywordHit(BaseModel):
+    term: str
+    canonical: str
+    category: str
+    severity: int
+    start: int
+    end: int
+
+
+class Scores(BaseModel):
+    neg: float
+    neu: float
+    pos: float
+
+
+class SentimentOut(BaseModel):
+    label: Literal["neg", "neu", "pos"]
+    scores: Scores
+    loss_type: str
+    function: str
+    keyword_hits: list[KeywordHit]
+
+
+# Declared, so BentoML does not rebuild the list's JSON schema on every reply to find the media type (~10% of
+# a /sentiment call's CPU).
+JSON = ContentType("application/json")
+
+
+class AttritionOut(BaseModel):
+    employee_id: str
+    propensity: float
+    band: str
+    band_zh: str
+    drivers: list[str]
+
+
+class SpreadOut(BaseModel):
+    p10: float
+    p50: float
+    p90: float
+    observed: int
+    window_minutes: float
+    time_to_threshold: Optional[float] = Field(None, description="预计达到阈值的时间（发布后分钟数）；不会达到为 null")
+    threshold: int
+    reach: float
+    regions: float
+    model_version: str
+
+
+class Predictions(BaseModel):
+    sentiment: SentimentOut
+    spread: Optional[SpreadOut]
+
+
+class WarningOut(BaseModel):
+    """A warning as people read it; `audit` (流程留痕) is included when one warning is read or changed."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: int
+    grade: str
+    loss_type: str
+    owners: dict[str, Any]
+    deadline: str
+    reasons: list[str]
+    actions: list[str]
+    status: str
+
+
+class AssessOut(BaseModel):
+    predictions: Predictions
+    warning: Optional[WarningOut]
+    model_versions: dict[str, str]
+
+
+class AssignIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    assignee: Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"\S")]
+
+
+class ResolveIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    outcome: Literal["true_alarm", "false_alarm"]
+    actual_spread: Optional[int] = Field(None, ge=0, le=10_000_000_000)
+    notes: Annotated[str, StringConstraints(max_length=5000)] = ""
+    corrected_labels: Optional[dict[Literal["sentiment", "loss_type", "function"], Id]] = None
+
+
+# Path parameters of the warning and team routes.
+WarningId = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
+UnitId = Annotated[str, PathParam(min_length=1, max_length=64)]
