@@ -22,8 +22,8 @@ def sentiment(
     output: Path = typer.Option(..., help="File to write: .csv or .parquet (by the suffix)."),
     text_column: str = typer.Option("text", help="Name of the text column."),
     model_uri: Optional[str] = typer.Option(None, help="Model URI; default the registered champion."),
-    workers: Optional[int] = typer.Option(None, help="Scoring processes; default one per CPU "
-                                          "(LOSSGUARD_PREDICT_WORKERS)."),
+    workers: Optional[int] = typer.Option(None, help="Scoring processes; default one per CPU but one "
+                                          "(LOSSGUARD_PREDICT_WORKERS); 0 scores in this process."),
     chunk_rows: int = typer.Option(20_000, help="Rows read, scored and written at a time (memory stays flat)."),
 ) -> None:
     """Add label, p_neg, p_neu, p_pos, loss_type, function columns to a table of texts, streaming it in chunks."""

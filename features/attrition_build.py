@@ -23,6 +23,14 @@ SentimentFn = Callable[[list[str]], np.ndarray]  # texts -> P(negative)
 WINDOW_DAYS = 90  # "last 90 days" signals: events on the snapshot day and the 89 days before it
 MONTH_DAYS = 30.44
 
+# Features build_features computes itself from the Employee contract, the history and the event tables (a
+# history signal may come out unknown, which the model imputes). Any other column a model's spec reads must be
+# sent by the caller: an export's own columns such as IBM's Age (AttritionModel.request_inputs).
+COMPUTED_FEATURES = frozenset({
+    "tenure_years", "log_tenure", "years_since_promotion", "promotion_gap_share", "overtime_3m", "overtime_trend",
+    "manager_changed_90d", "team_leavers_90d", "neg_internal_posts_90d", "internal_posts_90d", "team_complaints_90d",
+})
+
 # Derived from columns an IBM-style export carries; computed only when every source column is present.
 _EXPORT_DERIVED: dict[str, tuple[tuple[str, ...], Callable[[pd.DataFrame], pd.Series]]] = {
     "log_monthly_income": (("MonthlyIncome",), lambda f: np.log(f["MonthlyIncome"].clip(lower=1))),
@@ -38,6 +46,7 @@ _EXPORT_DERIVED: dict[str, tuple[tuple[str, ...], Callable[[pd.DataFrame], pd.Se
     "age_under_25": (("Age",), lambda f: (f["Age"] < 25).astype(float)),
     "log_distance": (("DistanceFromHome",), lambda f: np.log1p(f["DistanceFromHome"].clip(lower=0))),
 }
+COMPUTED_FEATURES = COMPUTED_FEATURES | frozenset(_EXPORT_DERIVED)
 
 
 # --------------------------------------------------------------------------------------------- features

@@ -157,6 +157,15 @@ class AttritionModel:
         blanks, e.g. an IBM-export model on a snapshot history without Age or MonthlyIncome."""
         return [c for c in self.spec.columns if c not in features or features[c].isna().all()]
 
+    def request_inputs(self) -> list[str]:
+        """Columns a caller must send beside the Employee contract for this model to read its inputs: none for
+        a history model (everything else is computed, or may be unknown); an export's own columns (IBM's Age,
+        MonthlyIncome, satisfaction scales, ...) for a model trained on that export. The API and /info read it."""
+        from features.attrition_build import COMPUTED_FEATURES
+        from features.contracts import EMPLOYEE
+
+        return [c for c in self.spec.columns if c not in COMPUTED_FEATURES and c not in EMPLOYEE.names]
+
     # -- scores
     def log_odds(self, features: pd.DataFrame) -> np.ndarray:
         c, a, b = self.blend

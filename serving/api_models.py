@@ -5,7 +5,8 @@ only sees well-formed values. The cross-field checks that pydantic cannot expres
 not from the future, duplicate snapshots) are validators here, per request: batched requests must not fail
 someone else's call.
 """
-from datetime import date, datetime, timedelta, timezone
+import math
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal, Optional
 
 from bentoml.validators import ContentType
@@ -16,6 +17,7 @@ from features.contracts import COMPLAINT_CHANNELS, EMPLOYEE, POST_CHANNELS, pyda
 from features.settings import settings
 
 MAX_REPOSTS = 50_000
+MAX_EXTRA_FIELDS = 64  # an export's own columns on an employee record (IBM's export has 35 in all)
 CLOCK_SKEW = timedelta(minutes=5)  # a client clock slightly ahead is not "a post from the future"
 EARLIEST, LATEST = date(1900, 1, 1), date(2200, 12, 31)  # pandas timestamps end in 2262
 
@@ -29,12 +31,12 @@ EmployeeBase = pydantic_model("Employee")
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def _utc(moment: datetime) -> datetime:
     """Naive times are taken as UTC (the store's convention); aware ones are converted."""
-    return moment.astimezone(timezone.utc).replace(tzinfo=None) if moment.tzinfo else moment
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
 def _not_future(moment: Optional[datetime], field: str) -> None:
@@ -109,14 +111,35 @@ class EventIn(BaseModel):
 
 
 class EmployeeIn(EmployeeBase):  # type: ignore[valid-type, misc]
-    """An HR record as of snapshot_date; the 90-day signals may be sent precomputed (else treated as unknown)."""
+    """An HR record as of snapshot_date; the 90-day signals may be sent precomputed (else treated as unknown).
 
-    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+    Further fields are an export's own columns: a model trained on an export (IBM's, say) reads some of them as
+    features (Age, MonthlyIncome, the satisfaction scales; GET /info lists them as `request_inputs`). They are
+    accepted as plain values only: at most MAX_EXTRA_FIELDS, names up to 64 characters, numbers, booleans or
+    text up to 256 characters."""
+
+    model_config = ConfigDict(extra="allow", str_strip_whitespace=True)
 
     manager_changed_90d: Optional[bool] = None
     neg_internal_posts_90d: Optional[float] = Field(None, ge=0, le=10_000)
     internal_posts_90d: Optional[int] = Field(None, ge=0, le=10_000)
     team_complaints_90d: Optional[int] = Field(None, ge=0, le=1_000_000)
+
+    @model_validator(mode="after")
+    def _export_columns(self):
+        extra = self.model_extra or {}
+        if len(extra) > MAX_EXTRA_FIELDS:
+            raise ValueError(f"额外字段 {len(extra)} 个, 超过上限 {MAX_EXTRA_FIELDS}")
+        for name, value in extra.items():
+            if len(name) > 64:
+                raise ValueError(f"{name[:64]}…: 字段名超过 64 个字符")
+            if value is not None and not isinstance(value, (str, int, float, bool)):
+                raise ValueError(f"{name}: 额外字段只接受数字、布尔值或文本, 实为 {type(value).__name__}")
+            if isinstance(value, str) and len(value) > 256:
+                raise ValueError(f"{name}: 文本长度 {len(value)} 超过上限 256")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{name}: 应为有限数字")
+        return self
 
     @model_validator(mode="after")
     def _contract(self):

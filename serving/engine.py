@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -44,6 +45,7 @@ class Engine:
     chart: OrgChart
     store: WarningStore
     roster: pd.DataFrame  # current employees, scored once at start: team views are a filter, not a model call
+    roster_note: str | None = None  # why the roster is unscored, when the attrition model cannot read it
 
     @staticmethod
     def preflight() -> None:
@@ -59,26 +61,52 @@ class Engine:
         for name in MODEL_NAMES:
             try:
                 client.get_model_version_by_alias(name, "champion")
-            except Exception:  # MLflow raises several types for "no such model or alias"
+            except Exception:  # noqa: BLE001 - MLflow raises several types for "no such model or alias"
                 missing.append(name)
         if missing:
             raise ModelNotFound(
                 f"缺少已注册的 champion 模型: {', '.join(missing)} (MLflow {settings.tracking_uri}); "
                 "请先运行 `make train` (或 `lossguard train all`)")
+        if settings.serve_data_dir:
+            folder = Path(settings.serve_data_dir)
+            if not (folder / "employees.parquet").is_file():
+                raise Unavailable(f"LOSSGUARD_SERVE_DATA_DIR={folder} 中缺少 employees.parquet: 请先用 "
+                                  f"`lossguard data import … --out {folder}` 导入员工数据", field="serve_data_dir")
+            if (folder / "org_units.parquet").is_file():
+                return
+            needed = ["org_units"]  # no imported org chart: the generated one serves
+        else:
+            needed = list(ORG_TABLES)
         folder = Path(settings.generated_dir)
-        absent = [t for t in ORG_TABLES if not (folder / f"{t}.parquet").exists()]
+        absent = [t for t in needed if not (folder / f"{t}.parquet").exists()]
         if absent:
             raise Unavailable(f"{folder} 中缺少 {absent}: 请先运行 `make data` (或 `lossguard data generate`)")
 
+    @staticmethod
+    def data_tables() -> dict[str, pd.DataFrame | None]:
+        """The org chart, the people and the event tables the service reads. With `settings.serve_data_dir` (an
+        import folder): its employees are the roster (a snapshot history or a single export), its org units the
+        chart when imported (else the generated chart), its posts and complaints the 90-day signals when there;
+        otherwise the generated company."""
+        generated = Path(settings.generated_dir)
+        if not settings.serve_data_dir:
+            return {t: pd.read_parquet(generated / f"{t}.parquet") for t in ORG_TABLES}
+        from features.imported import load_imported
+
+        tables = load_imported(settings.serve_data_dir, "employees", optional=("org_units", "posts", "complaints"))
+        if "org_units" not in tables:
+            tables["org_units"] = pd.read_parquet(generated / "org_units.parquet")
+        return {"org_units": tables["org_units"], "employees": tables["employees"],
+                "snapshots": tables["employees"], "posts": tables.get("posts"), "complaints": tables.get("complaints")}
+
     @classmethod
-    def from_settings(cls) -> "Engine":
+    def from_settings(cls) -> Engine:
         """Load every champion once (the preflight's message if one cannot be loaded)."""
         from features.keywords import KeywordLibrary
 
         cls.preflight()
         models = {name: load_champion(name) for name in MODEL_NAMES}
-        folder = Path(settings.generated_dir)
-        tables = {t: pd.read_parquet(folder / f"{t}.parquet") for t in ORG_TABLES}
+        tables = cls.data_tables()
         policy = Policy.load(settings.policy_path)
         engine = cls(
             models=models,
@@ -117,34 +145,59 @@ class Engine:
         return [model.labels[i] for i in proba.argmax(axis=1)], proba
 
     def score_employees(self, records: list[dict]) -> list[dict]:
-        """Attrition for API records (already validated); precomputed signals in extra fields are used."""
-        scored = self.models["attrition"].estimator.predict_frame(pd.DataFrame(records))
+        """Attrition for API records (already validated); precomputed signals in extra fields are used. A model
+        trained on an export reads the export's own columns too (`request_inputs`, listed by GET /info): a record
+        without them is refused naming the field, not scored on blanks."""
+        loaded = self.models["attrition"]
+        needed = loaded.estimator.request_inputs() if hasattr(loaded.estimator, "request_inputs") else []
+        for i, record in enumerate(records):
+            missing = [c for c in needed if record.get(c) is None]
+            if missing:
+                raise field_error(f"[{i}].{missing[0]}", f"attrition v{loaded.version} 按 {loaded.estimator.spec.name} "
+                                  f"特征训练, 每条记录还需要 {missing} (完整列表见 GET /info)")
+        scored = loaded.estimator.predict_frame(pd.DataFrame(records))
         return [
             {"employee_id": e, "propensity": round(float(p), 4), "band": b, "band_zh": BAND_ZH.get(b, b),
              "drivers": list(d)}
             for e, p, b, d in zip(scored["employee_id"].astype(str), scored["propensity"], scored["band"],
-                                  scored["drivers"])
+                                  scored["drivers"], strict=True)
         ]
 
-    def score_roster(self, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
-        """Every current employee as of the latest snapshot, with the same history-based features as training."""
+    def score_roster(self, tables: dict[str, pd.DataFrame | None]) -> pd.DataFrame:
+        """Every current employee with the same features as training: from a snapshot history, those in the
+        latest snapshot who have not left; from a single export (one row each), those who stayed. When the
+        attrition champion cannot read this roster (trained on other inputs: an export model on the synthetic
+        history, say) the roster is kept unscored and the team view says why, instead of scoring blanks."""
+        from features.attrition_build import build_features
+
         snapshots = tables["snapshots"]
-        latest_day = snapshots["snapshot_date"].max()
-        leave = pd.to_datetime(snapshots["leave_date"])
-        current = snapshots[(snapshots["snapshot_date"] == latest_day) & (leave.isna() | (leave > latest_day))]
-        current = current.reset_index(drop=True)
+        current = current_staff(snapshots)
+        out = current.reindex(columns=["employee_id", "department_id", "role", "pay_vs_band", "performance_rating"])
+        out["is_key"] = current["is_key"].fillna(False).astype(bool) if "is_key" in current else False
+        self.roster_note = None
         if current.empty:
-            return current.assign(propensity=[], band=[], drivers=[], driver_features=[])
+            return out.assign(propensity=[], band=[], drivers=[], driver_features=[])
         sentiment = self.models["sentiment"].estimator
 
         def p_neg(texts: list[str]) -> np.ndarray:
             return sentiment.predict_frame(pd.DataFrame({"text": texts}))["p_neg"].to_numpy(dtype=float)
 
-        scored = self.models["attrition"].estimator.predict_frame(
-            current, history=snapshots, posts=tables["posts"], complaints=tables["complaints"],
-            org_units=tables["org_units"], sentiment_fn=p_neg)
-        out = current.reindex(columns=["employee_id", "department_id", "role", "pay_vs_band", "performance_rating"])
-        out["is_key"] = current["is_key"].astype(bool) if "is_key" in current else False
+        model = self.models["attrition"].estimator
+        context = {"history": snapshots, "posts": tables.get("posts"), "complaints": tables.get("complaints"),
+                   "org_units": tables.get("org_units"), "sentiment_fn": p_neg}
+        if not hasattr(model, "missing_inputs"):  # any estimator with the predict_frame interface
+            scored = model.predict_frame(current, **context)
+        else:
+            features = build_features(current, **context)
+            missing = model.missing_inputs(features)
+            if missing:
+                self.roster_note = (f"attrition v{self.models['attrition'].version} 按 {model.spec.name} 特征训练, "
+                                    f"名册缺少 {missing[:6]}: 未打分 (请用同类数据训练的模型, 或用 "
+                                    "LOSSGUARD_SERVE_DATA_DIR 指向训练它的数据)")
+                log.warning("roster not scored: %s", self.roster_note)
+                empty = [[] for _ in range(len(out))]
+                return out.assign(propensity=np.nan, band=None, drivers=empty, driver_features=empty)
+            scored = model.score(features).reset_index(drop=True)
         for column in ("propensity", "band", "drivers"):
             out[column] = scored[column].to_numpy()
         out["driver_features"] = (scored["driver_features"].to_numpy() if "driver_features" in scored
@@ -161,7 +214,7 @@ class Engine:
         if not items:
             return []
         # Positions, not the callers' post ids, key the frames: one batch may hold the same post twice.
-        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        now = datetime.now(UTC).replace(tzinfo=None)
         # Only what the features read: a string column costs more to build (Arrow-backed) than the model to run.
         columns = {name: [] for name in ("post_id", "channel", "created_at", "author_followers", "internal")}
         events = {name: [] for name in ("post_id", "timestamp", "user_followers", "region")}
@@ -221,7 +274,8 @@ class Engine:
                 prepared[i] = self._prepare(event)
             except LossguardError as exc:  # refused alone: the rest of the batch goes on
                 results[i] = exc
-        scores = dict(zip(prepared, self.score_texts([e.text for e in prepared.values()]))) if prepared else {}
+        texts = [e.text for e in prepared.values()]
+        scores = dict(zip(prepared, self.score_texts(texts), strict=True)) if prepared else {}
         spreads = self._spreads(prepared, scores, results)
         to_file: list[tuple[int, Any, RiskInput, Any]] = []
         for i, event in prepared.items():
@@ -240,12 +294,12 @@ class Engine:
                 filed = self.store.upsert_many([(d, r, o) for _, d, r, o in to_file])
             except Exception as exc:  # noqa: BLE001 - the batch's transaction failed: every event in it did
                 filed = [exc] * len(to_file)
-            for (i, _, _, _), outcome in zip(to_file, filed):
+            for (i, _, _, _), outcome in zip(to_file, filed, strict=True):
                 results[i] = outcome if isinstance(outcome, Exception) else \
                     self._answer(scores[i], spreads.get(i), self.warning_view(outcome.record))
         return results
 
-    def _spreads(self, prepared: dict[int, "_Event"], scores: dict[int, dict],
+    def _spreads(self, prepared: dict[int, _Event], scores: dict[int, dict],
                  results: list) -> dict[int, dict]:
         """Forecasts of the events that carry reposts, in one model call; if the batch holds a bad repost, each
         event is forecast alone so the error lands on the event that sent it."""
@@ -253,7 +307,7 @@ class Engine:
         items = {i: (self._post(prepared[i]), prepared[i].reposts, scores[i]["scores"]["neg"], scores[i]["loss_type"])
                  for i in wanted}
         try:
-            return dict(zip(wanted, self.forecast_many(list(items.values()))))
+            return dict(zip(wanted, self.forecast_many(list(items.values())), strict=True))
         except ContractError:
             pass
         spreads = {}
@@ -265,7 +319,7 @@ class Engine:
         return spreads
 
     @staticmethod
-    def _post(event: "_Event") -> dict:
+    def _post(event: _Event) -> dict:
         """What forecast_many reads of a post."""
         return {"channel": event.channel, "created_at": event.created, "author_followers": event.author_followers,
                 "internal": event.internal}
@@ -274,13 +328,13 @@ class Engine:
         return {"predictions": {"sentiment": scores, "spread": spread}, "warning": warning,
                 "model_versions": self.versions()}
 
-    def _prepare(self, event: dict) -> "_Event":
+    def _prepare(self, event: dict) -> _Event:
         kind, text = event["kind"], event["text"]
         identity = event.get("post_id") or event.get("complaint_id")
         internal = event.get("internal")
         return _Event(
             kind=kind, text=text, channel=event["channel"],
-            created=_naive_utc(event.get("created_at")) or _naive_utc(datetime.now(timezone.utc)),
+            created=_naive_utc(event.get("created_at")) or _naive_utc(datetime.now(UTC)),
             internal=event["channel"] in INTERNAL_CHANNELS if internal is None else bool(internal),
             department_id=self._department(event), employee_id=event.get("employee_id"),
             subject=f"{kind}:{identity or hashlib.sha1(text.encode('utf-8', 'surrogatepass')).hexdigest()[:16]}",
@@ -288,7 +342,7 @@ class Engine:
             reposts=event.get("reposts"),
         )
 
-    def _risk(self, event: "_Event", scores: dict, spread: dict | None) -> RiskInput:
+    def _risk(self, event: _Event, scores: dict, spread: dict | None) -> RiskInput:
         velocity = None
         if event.reposts:
             first_hour = event.created + timedelta(hours=1)
@@ -378,7 +432,8 @@ class Engine:
         members = self.roster[self.roster["department_id"].isin(self.chart.subtree(unit_id))]
         horizon = getattr(self.models["attrition"].estimator, "horizon_days", settings.attrition_horizon_days)
         return views.team_view(unit_id, self.chart.units[unit_id].name, members, principal,
-                               horizon_days=int(horizon), model_version=self.models["attrition"].version)
+                               horizon_days=int(horizon), model_version=self.models["attrition"].version,
+                               note=self.roster_note)
 
 
 @dataclass(frozen=True)
@@ -404,3 +459,18 @@ def _naive_utc(value) -> datetime | None:
     if stamp.tzinfo is not None:
         stamp = stamp.tz_convert("UTC").tz_localize(None)
     return stamp.to_pydatetime()
+
+
+def current_staff(snapshots: pd.DataFrame) -> pd.DataFrame:
+    """Who works here now: the latest snapshot's people who have not left (a history), or those who stayed (a
+    single export, whose leave dates are outcomes)."""
+    from features.imported import EXPORT, attrition_design, export_labels
+
+    if snapshots.empty:
+        return snapshots
+    if attrition_design(snapshots) == EXPORT:
+        return snapshots[(export_labels(snapshots) == 0).to_numpy()].reset_index(drop=True)
+    latest_day = snapshots["snapshot_date"].max()
+    leave = pd.to_datetime(snapshots["leave_date"])
+    current = snapshots[(snapshots["snapshot_date"] == latest_day) & (leave.isna() | (leave > latest_day))]
+    return current.reset_index(drop=True)

@@ -51,7 +51,7 @@ from serving.api_models import (
 from serving.auth import Principal
 from serving.batching import Batcher
 from serving.engine import Engine
-from serving.http_errors import ApiError, json_error, _validation_body
+from serving.http_errors import ApiError, _validation_body, json_error
 from serving.middleware import AuthMiddleware, ErrorShapeMiddleware, set_model_versions
 from serving.policy import GRADES
 from serving.store import STATUSES
@@ -95,7 +95,7 @@ try:
                        labelnames=["kind"])
     WARNINGS = Counter(name="lossguard_warnings_filed", documentation="Events that fired a warning (by grade)",
                        labelnames=["grade"])
-except Exception:  # pragma: no cover - metrics are optional (e.g. importing outside bentoml serve)
+except Exception:  # noqa: BLE001  # pragma: no cover - metrics are optional (importing outside bentoml serve)
     ASSESSED = WARNINGS = None
 
 
@@ -188,10 +188,17 @@ class Lossguard:
     # ---- warnings, teams, identity (FastAPI routes on the same service) --------------------------------------
     @web.get("/info")
     def info(self):
-        """Model versions served (MLflow champions), and whether adaptive batching is on."""
+        """Model versions served (MLflow champions), the inputs the attrition model reads (an export-trained model
+        lists the export columns each /attrition record must carry), the data folder, and whether adaptive
+        batching is on."""
+        attrition = self.engine.models["attrition"].estimator
+        inputs = {"attrition": {"spec": attrition.spec.name, "features": list(attrition.spec.columns),
+                                "request_inputs": attrition.request_inputs()}} if hasattr(attrition, "spec") else {}
         return {"service": "lossguard", "batching": BATCHING,
                 "tracking_uri": re.sub(r"//[^/@]*@", "//***@", settings.tracking_uri),  # no credentials
-                "models": {n: {"version": m.version, "uri": m.uri} for n, m in self.engine.models.items()}}
+                "models": {n: {"version": m.version, "uri": m.uri} | inputs.get(n, {})
+                           for n, m in self.engine.models.items()},
+                "data": settings.serve_data_dir or str(settings.generated_dir)}
 
     @web.get("/me")
     def me(self, request: Request):

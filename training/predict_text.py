@@ -3,7 +3,7 @@
 The file is streamed: CSV `chunk_rows` rows at a time (pandas' chunked parser), Parquet one record batch at a
 time, and every scored chunk is appended to the output (CSV or Parquet, by its suffix) before the next is read, so
 memory stays flat whether the file holds ten texts or ten million. Chunks are scored by `workers` processes
-(default: one per CPU, see `settings.predict_workers`) with at most two chunks per worker in flight: reading,
+(default: one per CPU but one, see `workers_to_use`) with at most two chunks per worker in flight: reading,
 scoring and writing overlap, and a slow writer holds the reader back instead of filling memory. Output rows keep
 the input's order and columns, with label, p_neg, p_neu, p_pos, loss_type and function added (replacing any
 columns of those names).
@@ -66,21 +66,23 @@ def _score_in_worker(texts: list) -> pd.DataFrame:
 
 
 def workers_to_use(requested: int | None = None) -> int:
-    """`requested`, else settings.predict_workers, else one per CPU this process may use (at most 8)."""
-    wanted = requested or settings.predict_workers
-    if wanted:
-        return max(1, int(wanted))
+    """Scoring processes: `requested`, else settings.predict_workers, else one per CPU this process may use but
+    one (the parent reads, joins and writes the chunks meanwhile), at least 1, at most 8. 0 scores in this
+    process (no pool: for debugging, or a single-CPU box)."""
+    wanted = requested if requested is not None else (settings.predict_workers or None)
+    if wanted is not None:
+        return max(0, int(wanted))
     available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(8, available))
+    return 0 if available == 1 else min(8, available - 1)
 
 
 def _scored_chunks(scorer: TextBatchScorer, chunks: Iterator[pd.DataFrame], text_column: str,
                    workers: int) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
-    """(chunk, its scores) in input order; with workers > 1 at most 2 * workers chunks are in flight."""
+    """(chunk, its scores) in input order; with workers >= 1 at most 2 * workers chunks are in flight."""
     def texts(chunk: pd.DataFrame) -> list[str]:
         return [coerce_text(v) for v in chunk[text_column].tolist()]
 
-    if workers == 1:
+    if workers == 0:
         for chunk in chunks:
             yield chunk, scorer.score(texts(chunk))
         return
