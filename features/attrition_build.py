@@ -11,7 +11,7 @@ features/attrition_explain.py.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -130,7 +130,7 @@ def _unit_ancestors(units: pd.Series, org_units: pd.DataFrame | None) -> pd.Data
     unique = pd.Series(units.dropna().unique())
     if org_units is None or not len(org_units):
         return pd.DataFrame({"unit": unique, "match": unique})
-    parent = {u: p for u, p in zip(org_units["unit_id"], org_units["parent_id"]) if pd.notna(p)}
+    parent = {u: p for u, p in zip(org_units["unit_id"], org_units["parent_id"], strict=True) if pd.notna(p)}
     known = set(org_units["unit_id"])
     pairs = []
     for unit in unique:
