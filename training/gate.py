@@ -15,6 +15,8 @@ fair comparison, and the gate decides on purpose:
   or a new export with other columns); keeping a model that cannot even read the company's data would help
   nobody. The reasons say that the comparison was impossible and why the switch was made;
 - otherwise (e.g. a synthetic challenger against an own-data champion) the champion stays; `--force` overrides.
+A champion that cannot even be loaded any more (its pickled code moved, its artifacts are gone) is replaced: the
+service could not serve it either.
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from typing import Any
 import mlflow
 from mlflow import MlflowClient
 
-from features.errors import LossguardError
+from features.errors import LossguardError, Unavailable
 from features.model_specs import spec as model_spec
 from features.modelio import load_model
 from training.model_card import write_model_card
@@ -62,6 +64,9 @@ def rescore_champion(name: str, version: str, score: Callable[[Any, Any, str], d
     champion_digest = client.get_run(run_id).data.params.get("data_digest")
     try:
         estimator = load_model(f"models:/{name}/{current}", name).estimator
+    except Unavailable as exc:  # the champion itself is broken (its code moved, its artifacts are gone)
+        return Rescore(current, None, f"champion v{current} 无法加载 ({exc}): 由新版本接替", switch_data=True)
+    try:
         metrics = score(estimator, data, run_id)
     except (LossguardError, KeyError, ValueError, TypeError) as exc:  # inputs the new data does not have
         switch = data_digest is not None and data_digest != champion_digest
@@ -70,6 +75,8 @@ def rescore_champion(name: str, version: str, score: Callable[[Any, Any, str], d
 
 
 def _unscorable(rescored: Rescore) -> Decision:
+    if rescored.switch_data and "无法加载" in rescored.note:
+        return Decision(True, [rescored.note], rescored.champion)
     if rescored.switch_data:
         reason = "新版本用本公司导入的数据训练, 与 champion 的数据不同且 champion 无法读取它: 按约定切换到新版本"
     else:

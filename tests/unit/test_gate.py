@@ -255,3 +255,20 @@ def test_an_own_data_champion_is_kept_against_a_challenger_that_cannot_be_compar
         assert not maybe_promote(model_name, v, {**ATTRITION, "roc_auc": 0.99}, rescored=rescored)
         assert "--force" in MlflowClient().get_model_version(model_name, v).tags["gate_reasons"]
     assert champion_version(model_name) == v1
+
+
+def test_a_champion_that_cannot_be_loaded_is_replaced(model_name, monkeypatch):
+    from features.modelio import ModelNotFound
+    from training import gate
+
+    v1 = _register_on(model_name, ATTRITION, "own-export", auc=0.99)
+    maybe_promote(model_name, v1, ATTRITION)
+    v2 = _register_on(model_name, {**ATTRITION, "roc_auc": 0.70}, "own-export", auc=0.70)
+
+    def broken(uri, name=None):
+        raise ModelNotFound(f"模型 {uri} 不存在或无法加载 (ModuleNotFoundError)")
+
+    monkeypatch.setattr(gate, "load_model", broken)
+    rescored = rescore_champion(model_name, v2, _score, data="rows", data_digest="own-export")
+    assert maybe_promote(model_name, v2, {**ATTRITION, "roc_auc": 0.70}, rescored=rescored)
+    assert "无法加载" in MlflowClient().get_model_version(model_name, v2).tags["gate_reasons"]
