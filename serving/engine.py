@@ -166,8 +166,9 @@ class Engine:
     def score_roster(self, tables: dict[str, pd.DataFrame | None]) -> pd.DataFrame:
         """Every current employee with the same features as training: from a snapshot history, those in the
         latest snapshot who have not left; from a single export (one row each), those who stayed. When the
-        attrition champion cannot read this roster (trained on other inputs: an export model on the synthetic
-        history, say) the roster is kept unscored and the team view says why, instead of scoring blanks."""
+        attrition champion needs columns this roster does not have (`request_inputs`: an export model on the
+        synthetic history, say) the roster is kept unscored and the team view says why, instead of scoring
+        blanks; history signals the roster cannot settle are imputed, as in training."""
         from features.attrition_build import build_features
 
         snapshots = tables["snapshots"]
@@ -185,11 +186,11 @@ class Engine:
         model = self.models["attrition"].estimator
         context = {"history": snapshots, "posts": tables.get("posts"), "complaints": tables.get("complaints"),
                    "org_units": tables.get("org_units"), "sentiment_fn": p_neg}
-        if not hasattr(model, "missing_inputs"):  # any estimator with the predict_frame interface
+        if not hasattr(model, "request_inputs"):  # any estimator with the predict_frame interface
             scored = model.predict_frame(current, **context)
         else:
             features = build_features(current, **context)
-            missing = model.missing_inputs(features)
+            missing = [c for c in model.request_inputs() if c not in features or features[c].isna().all()]
             if missing:
                 self.roster_note = (f"attrition v{self.models['attrition'].version} 按 {model.spec.name} 特征训练, "
                                     f"名册缺少 {missing[:6]}: 未打分 (请用同类数据训练的模型, 或用 "

@@ -440,8 +440,9 @@ def predict_file(input: Path | str, output: Path | str, mapping: str | None = No
     snapshot = negative tenure, ...) keeps its place with an empty score and the reason in `error`, and is also
     listed on stderr; every other row is scored. The export is read whole (mappings compute group medians over
     it, histories need all of a person's rows; HR exports are thousands of rows, not millions) and scored in
-    chunks. A model trained on other inputs (an IBM-export model given a plain Employee file) is refused naming
-    the columns it lacks, instead of scoring blanks.
+    chunks. A model trained on an export's own columns (an IBM-export model given a plain Employee file) is
+    refused naming the columns it lacks (`request_inputs`), instead of scoring blanks; history signals a plain
+    file cannot carry are imputed, as in the service.
     """
     from tqdm import tqdm
 
@@ -456,7 +457,8 @@ def predict_file(input: Path | str, output: Path | str, mapping: str | None = No
     checked = load_hr_export(input, mapping) if mapping else validate(read_table(input), EMPLOYEE)
     loaded = load_model(model_uri, MODEL_NAME) if model_uri else load_champion(MODEL_NAME)
     features = build_features(checked.frame)
-    missing = loaded.estimator.missing_inputs(features) if len(features) else []
+    needed = loaded.estimator.request_inputs() if hasattr(loaded.estimator, "request_inputs") else []
+    missing = [c for c in needed if c not in features or features[c].isna().all()] if len(features) else []
     if missing:
         raise InputError(f"{input}: 模型 {MODEL_NAME} v{loaded.version} 需要的列缺失 {missing[:8]} (该版本按 "
                          f"{loaded.estimator.spec.name} 特征训练; 单次导出请用训练时的 --mapping)", field=missing[0])

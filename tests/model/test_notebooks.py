@@ -72,6 +72,7 @@ def test_attrition_notebook_takes_an_imported_data_folder(notebook_env, tmp_path
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
     assert not [o for o in outputs if o.output_type == "error"]
     assert any("5x3 CV" in o.get("text", "") for o in outputs)  # judged as a single export
-    client = MlflowClient(tracking_uri=f"sqlite:///{Path(env['LOSSGUARD_MLFLOW_DIR']) / 'mlflow.db'}")
+    store = f"sqlite:///{Path(env['LOSSGUARD_MLFLOW_DIR']) / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=store, registry_uri=store)  # the notebook's store, not the session's
     latest = max(client.search_model_versions("name = 'attrition'"), key=lambda v: int(v.version))
     assert client.get_run(latest.run_id).data.params["data_dir"] == str(tmp_path / "imported")
