@@ -41,8 +41,11 @@ data: $(DATA_STAMP)  ## Generate the seeded synthetic company under data/generat
 $(DATA_STAMP): $(STAMP)
 	$(LG) data generate --employees $(EMPLOYEES) --days $(DAYS)
 
+# spread trains on the real cascades when settings.cascades_dir holds them (../shared/data/weibo_cascades;
+# LOSSGUARD_CASCADES_DIR=none turns them off), else on the synthetic company: the first line says which.
 train: $(TRAIN_STAMP)  ## Train and register every model (gate decides the champion)
 $(TRAIN_STAMP): $(DATA_STAMP)
+	@$(PY) -c "from training.spread import data_source; print('spread 训练数据:', data_source().describe())"
 	$(LG) train all
 	@touch $(TRAIN_STAMP)
 

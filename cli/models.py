@@ -27,8 +27,10 @@ def train(
     promote: bool = typer.Option(True, help="Run the champion/challenger gate after training."),
     force: bool = typer.Option(False, help="Promote even if the gate says no (recorded in MLflow)."),
     feedback: bool = typer.Option(True, help="First export resolved warnings from the store as extra labels."),
-    data: Optional[Path] = typer.Option(None, "--data", help="Train on a company's imported data (the folder "
-                                        "`lossguard data import` wrote) instead of the synthetic company."),
+    data: Optional[Path] = typer.Option(
+        None, "--data", file_okay=False,
+        help="Training data folder: what `lossguard data import` wrote (a company's own data), or for spread any "
+             "folder with posts.parquet + reposts.parquet; default per model (the synthetic company, real cascades)."),
 ) -> None:
     """Train one model (or all), log it to MLflow, register it and run the promotion gate."""
     from cli.feedback import export_feedback_from, store_exists

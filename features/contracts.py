@@ -23,6 +23,8 @@ FUNCTIONS = (
     "marketing", "customer_service", "hr", "rd", "legal", "production", "sales", "management", "culture",
 )
 TEXT_FUNCTIONS = FUNCTIONS[:-1] + ("none",)  # labels of the function classifier (culture is an org function)
+FUNCTION_ZH = {"marketing": "市场", "customer_service": "客服", "hr": "人力资源", "rd": "研发", "legal": "法务",
+               "production": "生产", "sales": "销售", "management": "管理", "culture": "企业文化", "none": "无"}
 POST_CHANNELS = (
     "weibo", "xiaohongshu", "douyin", "maimai", "zhihu", "employee_forum", "wechat_group", "news", "app_review",
 )
@@ -111,8 +113,9 @@ POST = Contract(
         Col("post_id", "str", max_len=64),
         Col("text", "text", max_len=5000),
         Col("channel", "category", choices=POST_CHANNELS),
-        Col("created_at", "datetime", not_future=True),
-        Col("author_followers", "int", min=0, max=1e10),
+        Col("created_at", "datetime", not_future=True, doc="tz-aware in any zone, or naive = UTC"),
+        Col("author_followers", "int", required=False, min=0, max=1e10, doc="empty = unknown (not 0)"),
+        Col("author_verified", "bool", required=False, doc="verified account; empty = unknown"),
         Col("region", "str", required=False, max_len=64),
         Col("department_id", "str", required=False, max_len=64),
         Col("employee_id", "str", required=False, max_len=64),
@@ -135,13 +138,18 @@ COMPLAINT = Contract(
     ),
 )
 
+# Real feeds carry different subsets: a Weibo crawl has no follower counts or regions, others have no parent ids
+# or texts. Only the post and the time are required; the spread features flag whatever is missing.
 REPOST = Contract(
     name="Repost",
     columns=(
         Col("post_id", "str", max_len=64),
-        Col("timestamp", "datetime", not_future=True),
-        Col("user_followers", "int", min=0, max=1e10),
+        Col("timestamp", "datetime", not_future=True, doc="tz-aware in any zone, or naive = UTC"),
+        Col("user_followers", "int", required=False, min=0, max=1e10, doc="the reposter's followers; empty = unknown"),
         Col("region", "str", required=False, max_len=64),
+        Col("repost_id", "str", required=False, max_len=64, doc="an event delivered twice counts once"),
+        Col("parent_id", "str", required=False, max_len=64, doc="the repost this one answers; empty = the post"),
+        Col("text", "str", required=False, max_len=5000, doc="the reaction's text (may be empty)"),
     ),
 )
 
@@ -329,7 +337,7 @@ def validate(
             if key is None or (isinstance(key, tuple) and None in key):
                 continue
             if key in seen:
-                shown = key if not isinstance(key, tuple) else key[0]
+                shown = key[0] if isinstance(key, tuple) else key
                 errors.append(RowError(position, ids, f"重复的 ID {shown!r} (首次出现于第 {seen[key]} 行)"))
                 bad.add(position)
             else:

@@ -51,6 +51,9 @@ class Settings:
     tracking_uri: str = ""
     artifact_root: str = ""
     ibm_hr_csv: Path = PROJECT_ROOT.parent / "shared" / "data" / "ibm_hr_attrition.csv"
+    # real repost cascades (posts.parquet + reposts.parquet): `lossguard train spread` uses them when they exist,
+    # else the synthetic company's (LOSSGUARD_CASCADES_DIR=none turns them off)
+    cascades_dir: Path = PROJECT_ROOT.parent / "shared" / "data" / "weibo_cascades"
     seed: int = 42
     employees: int = 5000
     days: int = 365
@@ -58,6 +61,7 @@ class Settings:
     attrition_horizon_days: int = 180
     spread_window_minutes: int = 60
     spread_horizon_hours: int = 24
+    audience_timezone: str = "Asia/Shanghai"  # the clock of the audience (hour-of-day features of the spread model)
     max_text_chars: int = 5000
     max_batch: int = 1000
     predict_workers: int = 0  # scoring processes for `lossguard predict sentiment`; 0 = one per CPU but one

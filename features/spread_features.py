@@ -1,8 +1,13 @@
-"""Early-window features of repost cascades, the SEISMIC and naive-growth baselines, and the fitted forecaster.
+"""Early-window features of repost cascades and the fitted forecaster.
 
 One vectorized function (`early_features`) serves training, the batch CLI and the API: the service calls it with
-one post and whatever reposts have arrived so far, so a forecast simply updates as more events come in. Inference
-code lives here (not in training/) so that serving can unpickle `SpreadModel` without importing training.
+a batch of posts and whatever reposts have arrived so far, so a forecast simply updates as more events come in.
+Inference code lives here (not in training/) so that serving can unpickle `SpreadModel` without importing training.
+
+Every input beyond the post's time and its reposts' times is optional, because real feeds differ: a feature that
+cannot be computed is NaN (LightGBM learns where NaN rows go) and its group has a `*_known` column saying how much
+of the input was there, so the model is told what was missing instead of reading a zero that looks like data.
+Every value is computed per post, never per batch, so a post gets the same forecast alone as in any batch.
 """
 from __future__ import annotations
 
@@ -11,200 +16,245 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from features.contracts import LOSS_TYPES, POST_CHANNELS, ContractError, RowError
+from features.contracts import LOSS_TYPES, POST_CHANNELS
+from features.errors import Unavailable
+from features.settings import settings
+from features.spread_baselines import KERNEL, Kernel, log_linear_forecast, seismic_forecast  # noqa: F401
+from features.spread_events import (  # noqa: F401 - re-exported: the feature code's one import point
+    Events,
+    cascade_events,
+    cascade_outcomes,
+    local_hours,
+    regions_reached,
+    threshold_crossing,
+    utc_ns,
+)
 
 HIGH_FOLLOWER = 10_000  # a reposter with this many followers is an amplifier
-SUB_WINDOWS = 6
-MAX_REPORTED_ERRORS = 20
+RECENT_EVENTS = 10  # events in the "recent rate" estimate
+DIURNAL_STEP_MIN = 5.0  # integration step of the activity profile
 
-
-@dataclass(frozen=True)
-class Kernel:
-    """SEISMIC's memory kernel (Zhao et al., KDD 2015): φ(s) = c for 0 ≤ s ≤ s0, c·(s/s0)^-(1+θ) beyond.
-
-    c is fixed by ∫φ = 1 (c·s0 + c·s0/θ = 1), so the infectiousness alone carries the scale. The defaults are the
-    paper's values fitted on Twitter (s0 = 5 min, θ = 0.242), not the generator's, which SEISMIC does not know.
-    """
-
-    s0_seconds: float = 300.0
-    theta: float = 0.242
-
-    @property
-    def c(self) -> float:
-        return self.theta / (self.s0_seconds * (1.0 + self.theta))
-
-    def pdf(self, seconds) -> np.ndarray:
-        s = np.asarray(seconds, dtype=float)
-        tail = self.c * (np.maximum(s, self.s0_seconds) / self.s0_seconds) ** -(1.0 + self.theta)
-        return np.where(s < 0, 0.0, np.where(s <= self.s0_seconds, self.c, tail))
-
-    def cdf(self, seconds) -> np.ndarray:
-        """∫_0^s φ: the share of an event's eventual direct reposts that arrive within s seconds."""
-        s = np.maximum(np.asarray(seconds, dtype=float), 0.0)
-        flat = self.c * np.minimum(s, self.s0_seconds)
-        beyond = (np.maximum(s, self.s0_seconds) / self.s0_seconds) ** -self.theta
-        tail = self.c * self.s0_seconds / self.theta * (1.0 - beyond)
-        return flat + tail
-
-    def quantile(self, share) -> np.ndarray:
-        """Inverse of `cdf`: the delay by which `share` (in [0, 1)) of an event's direct reposts have arrived."""
-        u = np.asarray(share, dtype=float)
-        flat = self.c * self.s0_seconds
-        tail = self.s0_seconds * np.maximum(1.0 - (u - flat) * self.theta / flat, 1e-300) ** (-1.0 / self.theta)
-        return np.where(u <= flat, u / self.c, tail)
-
-
-KERNEL = Kernel()
-
-FEATURE_COLUMNS = [
-    "window_min", "log_n_window", *[f"count_w{i}" for i in range(SUB_WINDOWS)], "acceleration", "last_share",
-    "gap_mean_log", "gap_min_log", "since_last_log", "followers_sum_log", "followers_max_log",
-    "high_follower_share", "regions_window", "author_followers_log", "hour", "channel_code", "internal",
-    "exposure_log", "remaining_log", "infectiousness_log", "seismic_log", "p_neg", "loss_code",
-]
+FEATURE_GROUPS = {
+    "count": ["log_window", "log_n"],
+    "dynamics": ["log_n_half", "log_n_quarter", "log_n_tenth", "log_last_tenth", "first_delay_log",
+                 "since_last_log", "mean_rel_delay", "recent_rate_log", "accel_log"],
+    # SEISMIC's statistics with every mark = 1: defined whatever the feed carries
+    "kernel": ["exposure1_log", "remaining1_log", "branching1_log", "seismic1_log"],
+    # reposters' follower counts (SEISMIC's marks): NaN where the feed has none (a Weibo crawl)
+    "followers": ["followers_known", "followers_sum_log", "followers_max_log", "high_follower_share",
+                  "exposure_log", "remaining_log", "infectiousness_log", "seismic_log"],
+    "tree": ["tree_known", "share_direct", "max_depth", "max_children_log"],
+    "reaction_text": ["reaction_text_known", "neg_share"],
+    "post": ["p_neg", "loss_code", "post_len_log", "channel_code", "internal"],
+    "author": ["author_followers_log", "author_followers_known", "author_verified"],
+    "time": ["hour_local", "weekday_local"],
+    "diurnal": ["act_obs", "act_next2h", "act_future_kernel", "log_n_per_act"],
+    "regions": ["regions_known", "regions_window"],
+}
+FEATURE_COLUMNS = [column for columns in FEATURE_GROUPS.values() for column in columns]
 CATEGORICAL_COLUMNS = ["channel_code", "loss_code"]
-
-
-# ------------------------------------------------------------------------------------------------- events
-def cascade_events(posts: pd.DataFrame, reposts: pd.DataFrame) -> pd.DataFrame:
-    """Reposts as (post position, delay s, followers, region), sorted by post and delay.
-
-    Unordered input is sorted here, so feature values never depend on row order. Reposts of posts not in `posts`
-    are left out (a repost stream covers many posts); one with no parseable time or earlier than its post is the
-    caller's data error: ContractError names the row (position in `reposts`) and the field.
-    """
-    created = pd.Series(pd.to_datetime(posts["created_at"]).to_numpy(), index=posts["post_id"].to_numpy())
-    if not created.index.is_unique:
-        duplicated = created.index[created.index.duplicated()][0]
-        raise ContractError("Post", [RowError(int(np.flatnonzero(posts["post_id"].to_numpy() == duplicated)[1]),
-                                              "post_id", f"重复的帖子 ID {duplicated!r}")])
-    if reposts is None or len(reposts) == 0:
-        return pd.DataFrame({"post": np.zeros(0, np.int64), "delay": np.zeros(0), "followers": np.zeros(0),
-                             "region": pd.Series([], dtype=object)})
-    post = created.index.get_indexer(reposts["post_id"].to_numpy(dtype=object))
-    known = np.flatnonzero(post >= 0)
-    post = post[known].astype(np.int64)
-    stamps = pd.to_datetime(reposts["timestamp"].iloc[known], errors="coerce").to_numpy()
-    delay = (stamps - created.to_numpy()[post]) / np.timedelta64(1, "s")
-    errors = [RowError(int(row), "timestamp", f"无法解析的时间 {reposts['timestamp'].iloc[row]!r}")
-              for row in known[np.isnan(delay)][:MAX_REPORTED_ERRORS]]
-    errors += [RowError(int(row), "timestamp", f"转发时间 {reposts['timestamp'].iloc[row]} 早于原帖发布")
-               for row in known[delay < 0][:MAX_REPORTED_ERRORS]]
-    if errors:
-        raise ContractError("Repost", errors)
-    region = reposts["region"].to_numpy(dtype=object)[known] if "region" in reposts else np.full(len(known), None)
-    order = np.lexsort((delay, post))  # stable: equal times keep their input order
-    return pd.DataFrame({"post": post[order], "delay": delay[order],
-                         "followers": reposts["user_followers"].to_numpy(dtype=float)[known][order],
-                         "region": region[order]})
-
-
-def _group_starts(post: np.ndarray, n_posts: int) -> np.ndarray:
-    """Index of each post's first event in a post-sorted event array (len n_posts + 1, CSR style)."""
-    return np.searchsorted(post, np.arange(n_posts + 1))
+CHANNEL_CODES = {c: float(i) for i, c in enumerate(POST_CHANNELS)}
+LOSS_CODES = {t: float(i) for i, t in enumerate(LOSS_TYPES)}
+FLAT_PROFILE = np.ones(24)
 
 
 # ----------------------------------------------------------------------------------------------- features
 def early_features(
     posts: pd.DataFrame,
-    reposts: pd.DataFrame,
+    reposts: pd.DataFrame | None,
     window_minutes: float | np.ndarray,
     *,
     text_scores: pd.DataFrame | None = None,
     n_star: float | None = None,
-    events: pd.DataFrame | None = None,
+    events: Events | None = None,
+    profile: np.ndarray | None = None,
+    timezone: str | None = None,
 ) -> pd.DataFrame:
-    """One row of features per post (in `posts` order) from the reposts seen in [created_at, created_at + window].
+    """One row of features per post (in `posts` order) from the events seen in [created_at, created_at + window].
 
     window_minutes: one window for every post, or one per post (the service forecasts a batch of posts, each
-    observed for as long as it has existed).
-
-    posts: post_id, created_at, channel, author_followers, internal (+ optional p_neg, loss_type).
-    reposts: post_id, timestamp, user_followers, region. Later events are ignored; a post with no reposts gets a
-    defined empty window (zero counts, gaps equal to the window). text_scores: optional p_neg / loss_type per
-    post_id from the text model, overriding the posts' own columns. n_star: SEISMIC's mean reposter followers;
-    without it the SEISMIC columns are left NaN. events: `cascade_events(posts, reposts)`, to reuse across windows.
+    observed for as long as it has existed). posts: post_id, created_at; optional channel, author_followers,
+    author_verified, internal, text, p_neg, loss_type. reposts: see `cascade_events` (or pass `events` to reuse
+    them across windows). text_scores: p_neg / loss_type per post_id from the text models, overriding the posts'
+    own columns. n_star: SEISMIC's mean reposter followers (the follower-based SEISMIC columns need it). profile:
+    the platform's relative activity per local hour (training learns it); timezone: the audience's clock.
     """
     posts = posts.reset_index(drop=True)
     n = len(posts)
     window_min = post_windows(window_minutes, n)
-    window_s = window_min * 60.0
+    T = window_min * 60.0
     events = cascade_events(posts, reposts) if events is None else events
-    events = events[events["delay"].to_numpy() <= window_s[events["post"].to_numpy()]]
-    idx, delay = events["post"].to_numpy(), events["delay"].to_numpy()
-    followers = events["followers"].to_numpy()
-    event_window_s = window_s[idx]
-    starts = _group_starts(idx, n)
+    seen = events.delay <= T[events.post]
+    post, delay, T_event = events.post[seen], events.delay[seen], T[events.post[seen]]
+    starts = np.searchsorted(post, np.arange(n + 1))
     count = np.diff(starts).astype(float)
     has = count > 0
     safe = np.maximum(count, 1.0)
 
-    sub = np.minimum((delay / event_window_s * SUB_WINDOWS).astype(np.int64), SUB_WINDOWS - 1)
-    sub_counts = np.bincount(idx * SUB_WINDOWS + sub, minlength=n * SUB_WINDOWS).reshape(n, SUB_WINDOWS)
-    half = SUB_WINDOWS // 2
-    previous = np.concatenate([[0.0], delay[:-1]])
-    previous[starts[:-1][has]] = 0.0  # the first gap of a cascade is measured from the post itself
-    gaps = delay - previous
-    gap_min = window_s.copy()
-    np.minimum.at(gap_min, idx, gaps)
+    def per_post(values=None, where=None) -> np.ndarray:
+        if where is None:
+            return np.bincount(post, values, minlength=n)
+        return np.bincount(post[where], None if values is None else values[where], minlength=n)
+
+    def share(where) -> np.ndarray:
+        return np.where(has, per_post(None, where) / safe, np.nan)
+
+    first = np.where(has, delay[np.minimum(starts[:-1], max(len(delay) - 1, 0))] if len(delay) else 0.0, T)
     last = np.where(has, delay[np.maximum(starts[1:] - 1, 0)] if len(delay) else 0.0, 0.0)
-    follower_max = np.zeros(n)
-    np.maximum.at(follower_max, idx, followers)
-    regions = _regions_reached(idx, events["region"].to_numpy(dtype=object), n)
-
-    author = posts["author_followers"].to_numpy(dtype=float)
-    created = pd.to_datetime(posts["created_at"])
-    # SEISMIC's sufficient statistics: N_t, every mark so far (the author's included), and N_t^e, each mark
-    # weighted by the share of its memory kernel already elapsed.
-    exposure = author * KERNEL.cdf(window_s) + np.bincount(idx, followers * KERNEL.cdf(event_window_s - delay),
-                                                           minlength=n)
-    marks = author + np.bincount(idx, followers, minlength=n)
-    infectiousness = np.divide(count, exposure, out=np.zeros(n), where=exposure > 0)
-
-    features = pd.DataFrame({
+    k = np.minimum(count, RECENT_EVENTS).astype(np.int64)
+    kth = np.where(has, delay[np.maximum(starts[1:] - np.maximum(k, 1), 0)] if len(delay) else 0.0, 0.0)
+    n_half = per_post(None, delay <= 0.5 * T_event)
+    f: dict[str, np.ndarray] = {
         "post_id": posts["post_id"].to_numpy(),
         "window_min": window_min,
         "n_window": count,
-        "log_n_window": np.log1p(count),
-        **{f"count_w{i}": sub_counts[:, i].astype(float) for i in range(SUB_WINDOWS)},
-        "acceleration": (sub_counts[:, half:].sum(1) - sub_counts[:, :half].sum(1)).astype(float),
-        "last_share": sub_counts[:, -1] / safe,
-        "gap_mean_log": np.log1p(np.where(has, np.bincount(idx, gaps, minlength=n) / safe, window_s)),
-        "gap_min_log": np.log1p(gap_min),
-        "since_last_log": np.log1p(window_s - last),
-        "followers_sum_log": np.log1p(marks - author),
-        "followers_max_log": np.log1p(follower_max),
-        "high_follower_share": np.bincount(idx, followers >= HIGH_FOLLOWER, minlength=n) / safe,
-        "regions_window": regions,
-        "author_followers": author,
-        "author_followers_log": np.log1p(author),
-        "hour": created.dt.hour.to_numpy(dtype=float),
-        "channel_code": _codes(posts["channel"], CHANNEL_CODES),
-        "internal": posts["internal"].astype(bool).to_numpy(dtype=float) if "internal" in posts else 0.0,
-        "marks": marks,
-        "exposure": exposure,
-        "exposure_log": np.log1p(exposure),
-        "remaining_log": np.log1p(np.maximum(marks - exposure, 0.0)),
-        "infectiousness_log": np.log(infectiousness + 1e-9),
-        "p_neg": posts["p_neg"].to_numpy(dtype=float) if "p_neg" in posts else np.nan,
-        "loss_code": _loss_codes(posts["loss_type"]) if "loss_type" in posts else -1.0,
+        "log_window": np.log(window_min),
+        "log_n": np.log1p(count),
+        "log_n_half": np.log1p(n_half),
+        "log_n_quarter": np.log1p(per_post(None, delay <= 0.25 * T_event)),
+        "log_n_tenth": np.log1p(per_post(None, delay <= 0.1 * T_event)),
+        "log_last_tenth": np.log1p(count - per_post(None, delay <= 0.9 * T_event)),
+        "first_delay_log": np.log1p(first),
+        "since_last_log": np.log1p(T - last),
+        "mean_rel_delay": np.where(has, per_post(delay / T_event) / safe, np.nan),
+        "recent_rate_log": np.log1p(k / ((T - kth) + 60.0) * 3600.0),  # per hour over the last k events' span
+        "accel_log": np.log1p(count - n_half) - np.log1p(n_half),
+    }
+    # SEISMIC's sufficient statistics, N_t^e = Σ marks × the share of their kernel already elapsed: with every mark
+    # 1 (always defined), and with the author's and reposters' follower counts where all of them are known.
+    elapsed = KERNEL.cdf(T_event - delay)
+    f["exposure1"] = KERNEL.cdf(T) + per_post(elapsed)
+    f["marks1"] = 1.0 + count
+    branching1 = count / f["exposure1"]
+    f.update({
+        "exposure1_log": np.log(f["exposure1"]),
+        "remaining1_log": np.log1p(np.maximum(f["marks1"] - f["exposure1"], 0.0)),
+        "branching1_log": np.log(branching1 + 1e-3),
+        "seismic1_log": np.log1p(count + branching1 * np.maximum(f["marks1"] - f["exposure1"], 0.0)
+                                 / (1.0 - np.minimum(branching1, 0.95))),
     })
+    author = _numbers(posts, "author_followers")
+    followers = events.followers[seen]
+    known = np.isfinite(followers)
+    n_known = per_post(None, known)
+    complete = (n_known == count) & np.isfinite(author)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        exposure = np.where(complete, author * KERNEL.cdf(T) + per_post(np.where(known, followers, 0.0) * elapsed),
+                            np.nan)
+        marks = np.where(complete, author + per_post(np.where(known, followers, 0.0)), np.nan)
+        follower_max = np.zeros(n)
+        np.maximum.at(follower_max, post[known], followers[known])
+        f.update({
+            "exposure": exposure, "marks": marks,
+            "followers_known": share(known),
+            "followers_sum_log": np.where(n_known > 0, np.log1p(per_post(np.where(known, followers, 0.0))), np.nan),
+            "followers_max_log": np.where(n_known > 0, np.log1p(follower_max), np.nan),
+            "high_follower_share": np.where(n_known > 0, per_post(None, known & (followers >= HIGH_FOLLOWER))
+                                            / np.maximum(n_known, 1), np.nan),
+            "exposure_log": np.log1p(exposure),
+            "remaining_log": np.log1p(np.maximum(marks - exposure, 0.0)),
+            "infectiousness_log": np.where(np.isnan(exposure), np.nan, np.log(
+                np.divide(count, exposure, out=np.zeros(n), where=exposure > 0) + 1e-9)),
+        })
+    f.update(_tree(events, seen, post, n))
+    scored = np.isfinite(events.p_neg[seen])
+    n_scored = per_post(None, scored)
+    f["reaction_text_known"] = share(scored)
+    f["neg_share"] = np.where(n_scored > 0, per_post(np.where(scored, events.p_neg[seen], 0.0))
+                              / np.maximum(n_scored, 1), np.nan)
+    f.update(_post_columns(posts, text_scores))
+    f["author_followers"] = author
+    f["author_followers_known"] = np.isfinite(author).astype(float)
+    f["author_followers_log"] = np.log1p(np.maximum(author, 0.0))
+    created = events.created if events.created is not None else utc_ns(posts["created_at"])
+    hours = local_hours(created, timezone or settings.audience_timezone)
+    f["hour_local"] = np.floor(hours % 24.0)
+    f["weekday_local"] = np.floor(hours / 24.0 + 3.0) % 7.0  # 1970-01-01 was a Thursday; 0 = Monday
+    f.update(diurnal_features(hours % 24.0, window_min, FLAT_PROFILE if profile is None else profile))
+    f["log_n_per_act"] = f["log_n"] - np.log(f["act_obs"])
+    regions = events.region[seen]
+    with_region = pd.notna(regions) if len(regions) else np.zeros(0, bool)
+    f["regions_known"] = share(with_region)
+    f["regions_window"] = np.where(~has | (per_post(None, with_region) > 0),
+                                   regions_reached(post, regions, n), np.nan)
+    if n_star:
+        f["seismic_log"] = np.log1p(seismic_forecast(f, n_star))
+    else:
+        f["seismic_log"] = np.full(n, np.nan)
+    ids = f.pop("post_id")
+    # one float block (a dict of 70 arrays costs ms to consolidate; /assess builds this once per batch)
+    features = pd.DataFrame(np.column_stack(list(f.values())) if n else np.zeros((0, len(f))), columns=list(f))
+    features.insert(0, "post_id", ids)
+    return features
+
+
+def _numbers(frame: pd.DataFrame, column: str) -> np.ndarray:
+    if column not in frame:
+        return np.full(len(frame), np.nan)
+    return pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+
+
+def _tree(events: Events, seen: np.ndarray, post: np.ndarray, n: int) -> dict[str, np.ndarray]:
+    """Depth and breadth from parent ids: the share of direct reactions among the events whose depth is known,
+    the deepest chain and the largest hub (most reactions to one repost); NaN where no depth is known."""
+    depth = events.depth[seen]
+    known = np.isfinite(depth)
+    n_known = np.bincount(post[known], minlength=n)
+    deepest = np.zeros(n)
+    np.maximum.at(deepest, post[known], depth[known])
+    parent = events.parent[seen]
+    children = np.bincount(parent[parent >= 0], minlength=len(events))  # per event of the whole batch
+    hub = np.zeros(n)
+    np.maximum.at(hub, events.post, children)
+    count = np.bincount(post, minlength=n)
+    tree = n_known > 0
+    return {"tree_known": np.where(count > 0, n_known / np.maximum(count, 1), np.nan),
+            "share_direct": np.where(tree, np.bincount(post[known], depth[known] == 1, minlength=n)
+                                     / np.maximum(n_known, 1), np.nan),
+            "max_depth": np.where(tree, deepest, np.nan),
+            "max_children_log": np.where(tree, np.log1p(hub), np.nan)}
+
+
+def _post_columns(posts: pd.DataFrame, text_scores: pd.DataFrame | None) -> dict[str, np.ndarray]:
+    """What the post itself says: its text's negativity, loss type and length, channel, internal, verified."""
+    n = len(posts)
+    p_neg = _numbers(posts, "p_neg")
+    loss = _codes(posts["loss_type"], LOSS_CODES) if "loss_type" in posts else np.full(n, -1.0)
     if text_scores is not None and n:
         # first score of each post_id, looked up by position (a pandas map costs ms per call: /assess runs this
         # once per batch)
         ids = text_scores["post_id"].to_numpy(dtype=object)
         first = ~pd.Index(ids).duplicated()
-        where = pd.Index(ids[first]).get_indexer(features["post_id"].to_numpy(dtype=object))
+        where = pd.Index(ids[first]).get_indexer(posts["post_id"].to_numpy(dtype=object))
         found = where >= 0
         if "p_neg" in text_scores:
-            p_neg = text_scores["p_neg"].to_numpy(dtype=float)[first]
-            features["p_neg"] = np.where(found, p_neg[np.maximum(where, 0)] if len(p_neg) else np.nan, np.nan)
+            scores = text_scores["p_neg"].to_numpy(dtype=float)[first]
+            p_neg = np.where(found, scores[np.maximum(where, 0)] if len(scores) else np.nan, np.nan)
         if "loss_type" in text_scores:
-            loss = text_scores["loss_type"].to_numpy(dtype=object)[first]
-            features["loss_code"] = np.where(found, _loss_codes(loss)[np.maximum(where, 0)] if len(loss) else -1.0,
-                                             -1.0)
-    features["seismic_log"] = np.log1p(seismic_forecast(features, n_star)) if n_star else np.nan
-    return features
+            labels = _codes(text_scores["loss_type"].to_numpy(dtype=object)[first], LOSS_CODES)
+            loss = np.where(found, labels[np.maximum(where, 0)] if len(labels) else -1.0, -1.0)
+    text = posts["text"].to_numpy(dtype=object) if "text" in posts else np.full(n, None, dtype=object)
+    return {
+        "p_neg": p_neg, "loss_code": loss,
+        "post_len_log": np.fromiter((np.log1p(len(t)) if isinstance(t, str) else np.nan for t in text), float, n),
+        "channel_code": _codes(posts["channel"], CHANNEL_CODES) if "channel" in posts else np.full(n, -1.0),
+        "internal": _flags(posts, "internal"),
+        "author_verified": _flags(posts, "author_verified"),
+    }
+
+
+def _flags(frame: pd.DataFrame, column: str) -> np.ndarray:
+    """A yes/no column as 1/0, NaN where missing."""
+    if column not in frame:
+        return np.full(len(frame), np.nan)
+    return np.fromiter((float(v) if isinstance(v, (bool, np.bool_)) else np.nan
+                        for v in frame[column].to_numpy(dtype=object)), float, len(frame))
+
+
+def _codes(values, codes: dict[str, float]) -> np.ndarray:
+    """Category → code, -1 for anything unknown or missing (a dict lookup: pandas' map costs ms per call)."""
+    return np.fromiter((codes.get(v, -1.0) if isinstance(v, str) else -1.0
+                        for v in np.asarray(values, dtype=object)), dtype=float, count=len(values))
 
 
 def post_windows(window_minutes: float | np.ndarray, n_posts: int) -> np.ndarray:
@@ -220,93 +270,40 @@ def post_windows(window_minutes: float | np.ndarray, n_posts: int) -> np.ndarray
     return windows
 
 
-CHANNEL_CODES = {c: float(i) for i, c in enumerate(POST_CHANNELS)}
-LOSS_CODES = {t: float(i) for i, t in enumerate(LOSS_TYPES)}
+# ------------------------------------------------------------------------------------------ daily rhythm
+def activity_profile(events: Events, created_hours: np.ndarray, posts: np.ndarray | None = None) -> np.ndarray:
+    """The platform's relative activity per local hour (mean 1), from events 12 h … 7 d after their post (earlier
+    ones follow their post's own hour rather than the audience's day). Flat when fewer than 24·20 such events."""
+    late = (events.delay >= 12 * 3600.0) & (events.delay <= 7 * 86400.0)
+    if posts is not None:
+        late &= np.isin(events.post, posts)
+    hour = np.floor((created_hours[events.post[late]] + events.delay[late] / 3600.0) % 24.0).astype(int)
+    if len(hour) < 24 * 20:
+        return FLAT_PROFILE.copy()
+    counts = np.bincount(hour, minlength=24).astype(float) + 1.0
+    return counts / counts.mean()
 
 
-def _codes(values, codes: dict[str, float]) -> np.ndarray:
-    """Category → code, -1 for anything unknown or missing (a dict lookup: pandas' map costs ms per call)."""
-    return np.fromiter((codes.get(v, -1.0) if isinstance(v, str) else -1.0
-                        for v in np.asarray(values, dtype=object)), dtype=float, count=len(values))
+def diurnal_features(hour_of_day: np.ndarray, window_min: np.ndarray, profile: np.ndarray) -> dict[str, np.ndarray]:
+    """How much of the audience's day the window covered and what lies ahead: the activity mass of the observed
+    window, of the next 2 h, and kernel-weighted over the rest of the horizon (each per minute, mean 1)."""
+    grid = np.arange(0.0, 24 * 60 + DIURNAL_STEP_MIN, DIURNAL_STEP_MIN)  # minutes since the post
+    activity = np.asarray(profile)[np.floor((hour_of_day[:, None] + grid[None, :] / 60.0) % 24.0).astype(int)]
+    mass = np.concatenate([np.zeros((len(window_min), 1)), np.cumsum(activity[:, :-1], axis=1) * DIURNAL_STEP_MIN],
+                          axis=1)
+    rows = np.arange(len(window_min))
 
+    def at(minutes: np.ndarray) -> np.ndarray:
+        x = np.minimum(minutes, grid[-1])
+        j = np.clip((x // DIURNAL_STEP_MIN).astype(int), 0, len(grid) - 2)
+        frac = (x - grid[j]) / DIURNAL_STEP_MIN
+        return mass[rows, j] * (1 - frac) + mass[rows, j + 1] * frac
 
-def _loss_codes(values) -> np.ndarray:
-    return _codes(values, LOSS_CODES)
-
-
-def _regions_reached(post: np.ndarray, region: np.ndarray, n_posts: int) -> np.ndarray:
-    """Distinct non-missing regions among each post's events."""
-    known = pd.notna(region)
-    if not known.any():
-        return np.zeros(n_posts)
-    codes, uniques = pd.factorize(region[known])
-    pairs = np.unique(post[known].astype(np.int64) * len(uniques) + codes)
-    return np.bincount(pairs // len(uniques), minlength=n_posts).astype(float)
-
-
-# ---------------------------------------------------------------------------------------------- baselines
-def seismic_forecast(features: pd.DataFrame, n_star: float, alpha: float = 1.0, gamma: float = 1.0,
-                     max_branching: float = 0.95) -> np.ndarray:
-    """SEISMIC's final-size prediction (Zhao et al., KDD 2015), from `early_features` columns.
-
-    p̂_t = R_t / N_t^e is the maximum-likelihood infectiousness for a constant p, N_t^e = Σ_i n_i ∫_0^{t−t_i} φ
-    over the post and the reposts so far (the paper's time-varying estimate reduces to it with a flat weighting
-    kernel; the generator's p is constant per cascade, so this is the efficient choice), and
-    R̂_∞ = R_t + α p̂_t (N_t − N_t^e) / (1 − γ p̂_t n*): the reposts the existing marks will still trigger,
-    each followed by a geometric series of descendants of mean degree n*. α = γ = 1 is the untrained formula; the
-    paper fits α_t, γ_t per observation time. For γ p̂_t n* ≥ 1 (super-critical) the paper's answer is ∞: we cap
-    the branching factor at `max_branching` so the forecast stays finite.
-    """
-    count = features["n_window"].to_numpy(dtype=float)
-    exposure = features["exposure"].to_numpy(dtype=float)
-    remaining = np.maximum(features["marks"].to_numpy(dtype=float) - exposure, 0.0)
-    p_hat = np.divide(count, exposure, out=np.zeros(len(count)), where=exposure > 0)
-    branching = np.minimum(gamma * p_hat * float(n_star), max_branching)
-    return count + alpha * p_hat * remaining / (1.0 - branching)
-
-
-def naive_forecast(features: pd.DataFrame, growth_ratios: dict[float, float]) -> np.ndarray:
-    """Naive growth scaling (Szabo & Huberman 2010): final = count at T × the log-mean final/count(T) ratio
-    measured on training cascades at the same T (interpolated in log T between the measured windows)."""
-    windows = np.array(sorted(growth_ratios))
-    log_ratio = np.log([growth_ratios[w] for w in windows])
-    ratio = np.exp(np.interp(np.log(features["window_min"].to_numpy(dtype=float)), np.log(windows), log_ratio))
-    return features["n_window"].to_numpy(dtype=float) * ratio
-
-
-# ------------------------------------------------------------------------------------------------ outcome
-def cascade_outcomes(posts: pd.DataFrame, reposts: pd.DataFrame, horizon_hours: float, threshold: int,
-                     events: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Truth per post at the horizon: final count, reach (author + reposters' followers), provinces reached,
-    and the minute the count passed `threshold` (NaN if it did not)."""
-    posts = posts.reset_index(drop=True)
-    n = len(posts)
-    events = cascade_events(posts, reposts) if events is None else events
-    events = events[events["delay"].to_numpy() <= horizon_hours * 3600.0]
-    idx = events["post"].to_numpy()
-    count = np.bincount(idx, minlength=n)
-    regions = events.dropna(subset=["region"]).drop_duplicates(["post", "region"])["post"].to_numpy()
-    return pd.DataFrame({
-        "post_id": posts["post_id"].to_numpy(),
-        "final": count.astype(float),
-        "reach": posts["author_followers"].to_numpy(dtype=float)
-        + np.bincount(idx, events["followers"].to_numpy(), minlength=n),
-        "regions": np.bincount(regions, minlength=n).astype(float),
-        "time_to_threshold_min": threshold_crossing(events, n, threshold, horizon_hours * 60.0),
-    })
-
-
-def threshold_crossing(events: pd.DataFrame, n_posts: int, threshold: int,
-                       within_minutes: float | np.ndarray) -> np.ndarray:
-    """Minute each post's count passed `threshold` within the first `within_minutes` (one value, or one per post),
-    NaN where it did not."""
-    delay = events["delay"].to_numpy()
-    starts = _group_starts(events["post"].to_numpy(), n_posts)
-    nth = starts[:-1] + threshold - 1
-    reached = nth < starts[1:]
-    minutes = np.full(n_posts, np.nan)
-    minutes[reached] = delay[nth[reached]] / 60.0
-    return np.where(minutes <= within_minutes, minutes, np.nan)
+    ahead = np.maximum(np.minimum(window_min + 120.0, grid[-1]) - np.minimum(window_min, grid[-1]), 1e-9)
+    weight = np.where(grid[None, :] >= window_min[:, None], KERNEL.pdf(grid * 60.0)[None, :], 0.0)
+    return {"act_obs": at(window_min) / window_min,
+            "act_next2h": (at(window_min + 120.0) - at(window_min)) / ahead,
+            "act_future_kernel": np.sum(weight * activity, axis=1) / np.maximum(np.sum(weight, axis=1), 1e-300)}
 
 
 # -------------------------------------------------------------------------------------------------- model
@@ -317,53 +314,79 @@ def _predict(booster, X: np.ndarray) -> np.ndarray:
 
 @dataclass
 class SpreadModel:
-    """Fitted forecaster: quantile boosters for log1p(final) with conformal widening, a point booster for MSLE,
-    reach and provinces models, and a typical growth curve for the time to pass the threshold. Any elapsed time
+    """Fitted forecaster: quantile boosters for the log growth with conformal widening, a point booster for MSLE
+    (optionally blended with the log-linear baseline), reach and provinces models where the training data had
+    follower counts and regions, and a typical growth curve for the time to pass the threshold. Any elapsed time
     works: the boosters were trained on several early windows with the window length as a feature."""
 
     horizon_hours: float
     threshold: int
-    n_star: float  # mean reposter followers in training cascades (SEISMIC's n*, also a feature)
+    n_star: float | None  # mean reposter followers in training cascades (SEISMIC's n*); None without followers
     quantiles: dict  # {0.1: booster, 0.5: booster, 0.9: booster} on log1p(final) − log1p(observed); lgb.Booster
     point_model: object  # E[log1p(final) − log1p(observed)]: the point forecast that minimises MSLE
-    reach_model: object  # log1p(final reach) − log1p(reach so far)
-    regions_model: object  # provinces reached by the horizon
+    reach_model: object  # log1p(final reach) − log1p(reach so far); None when training had no follower counts
+    regions_model: object  # provinces reached by the horizon; None when training had no regions
     growth_curve: np.ndarray  # median share of the final count reached by each minute since the post
     window_minutes: float = 60.0  # default elapsed time when the caller gives none
     # conformal widening (log1p units) of [P10, P90], per (window, has reposts yet); see training.spread.calibrate
     widen: dict = field(default_factory=dict)
+    columns: tuple = ()  # the feature columns the boosters read, in order (empty: a version from before #18)
+    profile: np.ndarray | None = None  # the audience's activity per local hour (diurnal features)
+    timezone: str = "Asia/Shanghai"
+    # point forecast = w · ours + (1 − w) · log-linear, in log space; w chosen by forward-chaining CV in training
+    blend_weight: float = 1.0
+    log_linear: dict = field(default_factory=dict)  # window -> (a, b) of the log-linear baseline
+
+    def design(self, features: pd.DataFrame) -> np.ndarray:
+        if not self.columns:
+            raise Unavailable("该 spread 版本早于特征记录 (issue #18 之前训练), 无法用当前特征打分; 请重新训练")
+        return features.loc[:, list(self.columns)].to_numpy(dtype=float)  # one take from the float block
 
     def raw_interval(self, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(P10, P50, P90) of log1p(final) before conformal widening, never below the count already seen."""
-        return self._interval(features[FEATURE_COLUMNS].to_numpy(dtype=float), np.log1p(features["n_window"]))
+        return self._interval(self.design(features), np.log1p(features["n_window"].to_numpy(dtype=float)))
 
     def _interval(self, X: np.ndarray, base: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         q10, q50, q90 = (np.maximum(_predict(self.quantiles[q], X), 0.0) for q in (0.1, 0.5, 0.9))
         return base + np.minimum(q10, q50), base + q50, base + np.maximum(q90, q50)
 
+    def point_log(self, features: pd.DataFrame, X: np.ndarray | None = None) -> np.ndarray:
+        """log1p of the point forecast (before it is kept inside the interval)."""
+        base = np.log1p(features["n_window"].to_numpy(dtype=float))
+        ours = base + np.maximum(_predict(self.point_model, self.design(features) if X is None else X), 0.0)
+        if self.blend_weight >= 1.0 or not self.log_linear:
+            return ours
+        other = np.maximum(np.log1p(log_linear_forecast(features, self.log_linear)), base)
+        return self.blend_weight * ours + (1.0 - self.blend_weight) * other
+
     def predict_frame(self, features: pd.DataFrame) -> pd.DataFrame:
-        X = np.column_stack([features[c].to_numpy(dtype=float) for c in FEATURE_COLUMNS])  # cheaper than a frame
+        X = self.design(features)
         observed = features["n_window"].to_numpy(dtype=float)
         window = features["window_min"].to_numpy(dtype=float)
         base = np.log1p(observed)
         q10, q50, q90 = self._interval(X, base)
         widen = self.widening(window, observed > 0)
         q10, q90 = np.minimum(np.maximum(q10 - widen, base), q50), np.maximum(q90 + widen, q50)
-        point = np.clip(base + np.maximum(_predict(self.point_model, X), 0.0), q10, q90)
+        point = np.clip(self.point_log(features, X), q10, q90)
         done = window >= self.horizon_hours * 60.0  # at the horizon the count is a fact, not a forecast
         q10, q50, q90, point = (np.where(done, base, q) for q in (q10, q50, q90, point))
-        reach_now = features["marks"].to_numpy(dtype=float)
-        reach_growth = np.maximum(_predict(self.reach_model, X), 0.0)
-        reach = np.where(done, reach_now, np.exp(np.log1p(reach_now) + reach_growth) - 1.0)
-        regions = np.where(done, features["regions_window"],
-                           np.maximum(_predict(self.regions_model, X), features["regions_window"].to_numpy()))
-        p50 = np.expm1(q50)
+        reach_now = features["marks"].to_numpy(dtype=float)  # NaN where a follower count is missing
+        reach, regions = np.full(len(X), np.nan), features["regions_window"].to_numpy(dtype=float)
+        if self.reach_model is not None:
+            growth = np.maximum(_predict(self.reach_model, X), 0.0)
+            reach = np.where(done, reach_now, np.exp(np.log1p(reach_now) + growth) - 1.0)
+        if self.regions_model is not None:
+            regions = np.where(done | np.isnan(regions), regions, np.maximum(_predict(self.regions_model, X), regions))
+        else:
+            regions = np.where(done, regions, np.nan)
+        # never below the count already seen (expm1(log1p(n)) can miss n by a rounding error)
+        p10, p50, p90, point = (np.maximum(np.expm1(q), observed) for q in (q10, q50, q90, point))
         return pd.DataFrame({
             "post_id": features["post_id"].to_numpy(),
             "window_minutes": window,
             "observed": observed,
-            "forecast": np.expm1(point),
-            "p10": np.expm1(q10), "p50": p50, "p90": np.expm1(q90),
+            "forecast": point,
+            "p10": p10, "p50": p50, "p90": p90,
             "time_to_threshold_min": self.time_to_threshold(observed, p50, window),
             "reach": reach,
             "regions": np.round(regions, 1),
@@ -390,20 +413,22 @@ class SpreadModel:
         minute = np.clip(np.maximum(minute, elapsed), 0, len(curve) - 1)
         return np.where((final >= self.threshold) & (observed < self.threshold), minute, np.nan)
 
-    def features(self, posts: pd.DataFrame, reposts: pd.DataFrame, window_minutes: float | np.ndarray,
-                 text_scores: pd.DataFrame | None = None, events: pd.DataFrame | None = None) -> pd.DataFrame:
+    def features(self, posts: pd.DataFrame, reposts: pd.DataFrame | None, window_minutes: float | np.ndarray,
+                 text_scores: pd.DataFrame | None = None, events: Events | None = None) -> pd.DataFrame:
         return early_features(posts, reposts, window_minutes, text_scores=text_scores, n_star=self.n_star,
-                              events=events)
+                              events=events, profile=self.profile, timezone=self.timezone)
 
-    def forecast(self, posts: pd.DataFrame, reposts: pd.DataFrame, text_scores: pd.DataFrame | None = None,
+    def forecast(self, posts: pd.DataFrame, reposts: pd.DataFrame | None, text_scores: pd.DataFrame | None = None,
                  window_minutes: float | np.ndarray | None = None) -> pd.DataFrame:
         """Forecast from the reposts seen in the first `window_minutes` (default: the training window; one value, or
         one per post); call again with more events and a longer window to update. A threshold already passed is
         reported as observed."""
         posts = posts.reset_index(drop=True)
         window = post_windows(self.window_minutes if window_minutes is None else window_minutes, len(posts))
-        events = cascade_events(posts, reposts)
-        result = self.predict_frame(self.features(posts, reposts, window, text_scores, events))
-        seen = threshold_crossing(events, len(posts), self.threshold, window)
+        reads = set(self.columns)
+        events = cascade_events(posts, reposts, tree=bool(reads & set(FEATURE_GROUPS["tree"])),
+                                text=bool(reads & set(FEATURE_GROUPS["reaction_text"])))
+        result = self.predict_frame(self.features(posts, None, window, text_scores, events))
+        seen = threshold_crossing(events, self.threshold, window)
         result["time_to_threshold_min"] = np.where(np.isnan(seen), result["time_to_threshold_min"], seen)
         return result

@@ -92,7 +92,8 @@ class EventIn(BaseModel):
     created_at: Optional[Moment] = Field(None, description="发布时间；无时区按 UTC；缺省为现在")
     post_id: Optional[Id] = None
     complaint_id: Optional[Id] = None
-    author_followers: int = Field(0, ge=0, le=10_000_000_000)
+    author_followers: Optional[int] = Field(None, ge=0, le=10_000_000_000,
+                                            description="作者粉丝数；缺省为未知（不按 0 计）")
     internal: Optional[bool] = Field(None, description="内部渠道；缺省按渠道判断")
     region: Optional[Annotated[str, StringConstraints(max_length=64)]] = None
     department_id: Optional[Id] = Field(None, description="涉及的部门；决定经理的可见范围与责任人")
@@ -179,6 +180,7 @@ class KeywordHit(BaseModel):
     term: str
     canonical: str
     category: str
+    kind: Optional[str] = Field(None, description="敏感话题的类别（leak、labour、safety …）；公司名与价值观为 null")
     severity: int
     start: int
     end: int
@@ -195,6 +197,7 @@ class SentimentOut(BaseModel):
     scores: Scores
     loss_type: str
     function: str
+    function_confidence: float = Field(description="职能模型对 function 的概率；低于策略阈值时按默认负责人路由")
     keyword_hits: list[KeywordHit]
 
 
@@ -219,8 +222,8 @@ class SpreadOut(BaseModel):
     window_minutes: float
     time_to_threshold: Optional[float] = Field(None, description="预计达到阈值的时间（发布后分钟数）；不会达到为 null")
     threshold: int
-    reach: float
-    regions: float
+    reach: Optional[float] = Field(None, description="覆盖人数；转发者粉丝数未知时为 null")
+    regions: Optional[float] = Field(None, description="覆盖地区数；转发没有地区时为 null")
     model_version: str
 
 

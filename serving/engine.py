@@ -108,9 +108,11 @@ class Engine:
         models = {name: load_champion(name) for name in MODEL_NAMES}
         tables = cls.data_tables()
         policy = Policy.load(settings.policy_path)
+        keywords = KeywordLibrary.load(settings.keywords_path)
+        policy.check_keyword_kinds(keywords.kinds(), f"关键词库 {settings.keywords_path}")  # else hits route nowhere
         engine = cls(
             models=models,
-            keywords=KeywordLibrary.load(settings.keywords_path),
+            keywords=keywords,
             policy=policy,
             chart=OrgChart.from_frame(tables["org_units"], tables["employees"]),
             store=WarningStore(settings.warnings_db, policy=policy, webhooks=WebhookDispatcher.from_policy(policy)),
@@ -129,13 +131,15 @@ class Engine:
         small batches /assess sends."""
         labels, probs = self._classify("sentiment", texts)
         loss_type, _ = self._classify("loss_type", texts)
-        function, _ = self._classify("function", texts)
+        function, function_probs = self._classify("function", texts)
         probs = np.round(probs, 4).tolist()
+        function_confidence = np.round(function_probs.max(axis=1), 4).tolist()  # routing follows it when confident
         order = [self.models["sentiment"].estimator.labels.index(label) for label in ("neg", "neu", "pos")]
         return [
             {"label": labels[i], "scores": {"neg": probs[i][order[0]], "neu": probs[i][order[1]],
                                             "pos": probs[i][order[2]]},
-             "loss_type": loss_type[i], "function": function[i], "keyword_hits": self.keywords.find(text)}
+             "loss_type": loss_type[i], "function": function[i], "function_confidence": function_confidence[i],
+             "keyword_hits": self.keywords.find(text)}
             for i, text in enumerate(texts)
         ]
 
@@ -217,8 +221,10 @@ class Engine:
         # Positions, not the callers' post ids, key the frames: one batch may hold the same post twice.
         now = datetime.now(UTC).replace(tzinfo=None)
         # Only what the features read: a string column costs more to build (Arrow-backed) than the model to run.
-        columns = {name: [] for name in ("post_id", "channel", "created_at", "author_followers", "internal")}
-        events = {name: [] for name in ("post_id", "timestamp", "user_followers", "region")}
+        # A count the caller did not send is unknown (NaN), never 0: the features flag it.
+        columns = {name: [] for name in ("post_id", "channel", "created_at", "author_followers", "author_verified",
+                                         "internal")}
+        events = {name: [] for name in ("post_id", "timestamp", "user_followers", "region", "repost_id")}
         windows = []
         for i, (post, reposts, _, _) in enumerate(items):
             created = _naive_utc(post["created_at"])
@@ -226,19 +232,22 @@ class Engine:
             elapsed = (max([now, *stamps]) - created).total_seconds() / 60.0
             windows.append(min(max(elapsed, 1.0), settings.spread_horizon_hours * 60.0))
             for name, value in (("post_id", i), ("channel", post["channel"]), ("created_at", created),
-                                ("author_followers", int(post.get("author_followers") or 0)),
+                                ("author_followers", _count(post.get("author_followers"))),
+                                ("author_verified", post.get("author_verified")),
                                 ("internal", bool(post["internal"]))):
                 columns[name].append(value)
             events["post_id"] += [i] * len(reposts)
             events["timestamp"] += stamps
-            events["user_followers"] += [int(r["user_followers"]) for r in reposts]
+            events["user_followers"] += [_count(r.get("user_followers")) for r in reposts]
             events["region"] += [r.get("region") for r in reposts]
+            events["repost_id"] += [r.get("repost_id") for r in reposts]
         posts = pd.DataFrame(columns)
         events = pd.DataFrame({"post_id": np.array(events["post_id"], dtype=np.int64),
                                "timestamp": pd.to_datetime(events["timestamp"]) if events["timestamp"]
                                else pd.Series([], dtype="datetime64[ns]"),
-                               "user_followers": np.array(events["user_followers"], dtype=np.int64),
-                               "region": pd.Series(events["region"], dtype=object)})
+                               "user_followers": np.array(events["user_followers"], dtype=float),
+                               "region": pd.Series(events["region"], dtype=object),
+                               "repost_id": pd.Series(events["repost_id"], dtype=object)})
         text_scores = pd.DataFrame({"post_id": range(len(items)), "p_neg": [item[2] for item in items],
                                     "loss_type": [item[3] for item in items]})
         windows = np.array(windows)
@@ -253,8 +262,8 @@ class Engine:
             "window_minutes": round(float(windows[i]), 1),
             "time_to_threshold": None if np.isnan(values["time_to_threshold_min"][i])
             else round(float(values["time_to_threshold_min"][i]), 1),
-            "threshold": threshold, "reach": round(float(values["reach"][i]), 1),
-            "regions": round(float(values["regions"][i]), 1), "model_version": version,
+            "threshold": threshold, "reach": _known(values["reach"][i]), "regions": _known(values["regions"][i]),
+            "model_version": version,
         } for i in range(len(items))]
 
     # ---- assess: predictions → rules → owners → store -----------------------------------------------------
@@ -339,7 +348,7 @@ class Engine:
             internal=event["channel"] in INTERNAL_CHANNELS if internal is None else bool(internal),
             department_id=self._department(event), employee_id=event.get("employee_id"),
             subject=f"{kind}:{identity or hashlib.sha1(text.encode('utf-8', 'surrogatepass')).hexdigest()[:16]}",
-            author_followers=int(event.get("author_followers") or 0),
+            author_followers=event.get("author_followers"),
             reposts=event.get("reposts"),
         )
 
@@ -354,9 +363,11 @@ class Engine:
             employee_id=event.employee_id, sentiment_label=scores["label"], p_neg=scores["scores"]["neg"],
             loss_type=scores["loss_type"],
             function=scores["function"] if scores["function"] in TEXT_FUNCTIONS else "none",
+            function_confidence=min(max(float(scores["function_confidence"]), 0.0), 1.0),
             keyword_hits=scores["keyword_hits"],
             reach_p50=spread["p50"] if spread else None, reach_p90=spread["p90"] if spread else None,
-            velocity_per_hour=velocity, regions=int(round(spread["regions"])) if spread else None,
+            velocity_per_hour=velocity,
+            regions=int(round(spread["regions"])) if spread and spread["regions"] is not None else None,
         )
 
     def _department(self, event: dict) -> str | None:
@@ -449,8 +460,18 @@ class _Event:
     department_id: str | None
     employee_id: str | None
     subject: str
-    author_followers: int
+    author_followers: int | None  # None: unknown
     reposts: list[dict] | None
+
+
+def _count(value) -> float:
+    """A follower count the caller sent, or NaN for one it did not (unknown is not zero)."""
+    return float("nan") if value is None else float(value)
+
+
+def _known(value: float) -> float | None:
+    """A forecast figure for JSON: None where the model cannot know it (reach without follower counts)."""
+    return None if np.isnan(value) else round(float(value), 1)
 
 
 def _naive_utc(value) -> datetime | None:

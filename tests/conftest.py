@@ -14,6 +14,11 @@ from pathlib import Path
 import pytest
 
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="lossguard-tests-"))
+# Spread training defaults to the real cascades when they exist (settings.cascades_dir): the session trains on the
+# synthetic company unless a test asks for the real ones (`real_cascades`), so no result depends on ../shared.
+REAL_CASCADES = Path(os.environ.get("LOSSGUARD_CASCADES_DIR")
+                     or Path(__file__).resolve().parents[1].parent / "shared" / "data" / "weibo_cascades")
+os.environ["LOSSGUARD_CASCADES_DIR"] = "none"
 os.environ.setdefault("LOSSGUARD_MLFLOW_DIR", str(_SESSION_DIR / "mlflow"))
 os.environ.setdefault("LOSSGUARD_GENERATED_DIR", str(_SESSION_DIR / "generated"))
 os.environ.setdefault("LOSSGUARD_MODELS_DIR", str(_SESSION_DIR / "models"))
@@ -75,6 +80,20 @@ def ibm_csv() -> Path:
     if not IBM_CSV.exists():
         pytest.skip(f"IBM HR attrition export not found at {IBM_CSV} (it lives in ../shared/data, never committed)")
     return IBM_CSV
+
+
+@pytest.fixture(scope="session")
+def cascades_location() -> Path:
+    """Where the real cascades would be (they may be absent): for tests that pass it on, e.g. to a notebook."""
+    return REAL_CASCADES
+
+
+@pytest.fixture(scope="session")
+def real_cascades() -> Path:
+    if not all((REAL_CASCADES / name).exists() for name in ("posts.parquet", "reposts.parquet")):
+        pytest.skip(f"real repost cascades not found at {REAL_CASCADES} (they live in ../shared/data, never "
+                    "committed; LOSSGUARD_CASCADES_DIR points elsewhere)")
+    return REAL_CASCADES
 
 
 SYNTHETIC_EMPLOYEES, SYNTHETIC_DAYS = 1000, 365  # big enough that the planted drivers show through the noise

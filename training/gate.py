@@ -110,12 +110,16 @@ def compare(name: str, challenger: dict[str, float], champion: dict[str, float] 
 
 def maybe_promote(name: str, version: str, metrics: dict[str, float], *, promote: bool = True,
                   force: bool = False, champion_metrics: dict[str, float] | None = None,
-                  rescored: Rescore | None = None) -> bool:
+                  champion_unscored: str | None = None, rescored: Rescore | None = None) -> bool:
     """Run the gate for a freshly registered version; log and tag the decision; return whether it won.
 
-    `rescored` (training) or `champion_metrics` (`lossguard promote`) are the champion's figures on the same
-    evaluation set as `metrics`; with neither, the champion's training-run metrics are used. Every call also
-    (re)writes the version's model card, so each registered version has one that shows the latest decision.
+    The champion's figures on the same evaluation set as `metrics` come as `rescored` (trainers using
+    `rescore_champion`: the decision for an unscorable champion follows the module docstring), or as
+    `champion_metrics` (`lossguard promote`, the spread trainer); `champion_unscored` says why the spread trainer
+    could not re-score the champion on the challenger's data (e.g. it predates the current features): figures from
+    two different data sets compare nothing, so the challenger is promoted on purpose and the reason is recorded.
+    With none of them, the champion's training-run metrics are used. Every call also (re)writes the version's
+    model card, so each registered version has one that shows the latest decision.
     """
     current = champion_version(name)
     if rescored is not None and rescored.champion == current and current not in (None, str(version)):
@@ -127,10 +131,14 @@ def maybe_promote(name: str, version: str, metrics: dict[str, float], *, promote
             decision.reasons.insert(0, rescored.note)
     else:
         if current is None or current == str(version):
-            champion_metrics = None
-        elif champion_metrics is None:
+            champion_metrics, champion_unscored = None, None
+        elif champion_metrics is None and champion_unscored is None:
             champion_metrics = version_metrics(name, current)
-        decision = compare(name, metrics, champion_metrics)
+        if champion_unscored is not None:
+            decision = Decision(True, [f"champion v{current} 无法在新版本的测试集上重新评分 ({champion_unscored}); "
+                                       "两个数据集上的指标不可比, 按设计上线新版本"], None)
+        else:
+            decision = compare(name, metrics, champion_metrics)
     decision.champion = current
     promoted = promote and (decision.promote or force)
     if force and not decision.promote:

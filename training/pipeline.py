@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 from tqdm import tqdm
 
-from features.errors import Unavailable
+from features.errors import LossguardError
 from features.model_specs import SPECS, trainers
 
 
@@ -33,8 +33,8 @@ def train_models(which: str = "all", **options) -> Iterator[str]:
             for result in train(**accepted):
                 yield (f"{result['name']:10s} v{result['version']}  {result.get('summary', '')}"
                        f"  champion={'yes' if result.get('promoted') else 'no'}")
-        except Unavailable as missing:
-            if which != "all" or options.get("data_dir") is None:
+        except LossguardError as missing:  # Unavailable/InputError naming field "data": the folder lacks its tables
+            if which != "all" or options.get("data_dir") is None or missing.field != "data":
                 raise
             yield f"[{','.join(models)}] 跳过: {missing}"
             continue

@@ -22,9 +22,12 @@ SMALL = {"LOSSGUARD_EMPLOYEES": "600", "LOSSGUARD_DAYS": "365", "LOSSGUARD_NOTEB
 
 
 @pytest.fixture(scope="module")
-def notebook_env(session_dir) -> dict[str, str]:
+def notebook_env(session_dir, cascades_location) -> dict[str, str]:
+    """Notebook 04 trains on the real cascades when they are there (as `make train` does), else on the synthetic
+    company: both paths must run."""
     base = session_dir / "notebooks"
     env = {**os.environ, **SMALL, "LOSSGUARD_GENERATED_DIR": str(base / "generated"),
+           "LOSSGUARD_CASCADES_DIR": str(cascades_location),
            "LOSSGUARD_MLFLOW_DIR": str(base / "mlflow"), "LOSSGUARD_MODELS_DIR": str(base / "models")}
     env.pop("LOSSGUARD_MLFLOW_TRACKING_URI", None)
     env.pop("MPLBACKEND", None)  # let ipykernel pick its inline backend so plots become outputs

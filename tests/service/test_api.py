@@ -3,7 +3,7 @@
 Runs against one `bentoml serve` with the session's champion models (see conftest.py)."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from uuid import uuid4
 
 import pandas as pd
@@ -17,7 +17,7 @@ ANNOUNCEMENT = "公司年会通知：12月20日晚六点在三楼多功能厅举
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def field_names(response) -> set[str]:
@@ -32,7 +32,7 @@ def test_sentiment_scores_each_text_with_keyword_hits(live):
     assert response.status_code == 200, response.text
     results = response.json()
     assert len(results) == 3
-    for text, result in zip(texts, results):
+    for text, result in zip(texts, results, strict=True):
         assert result["label"] in ("neg", "neu", "pos")
         assert sum(result["scores"].values()) == pytest.approx(1.0, abs=1e-3)
         assert result["label"] == max(result["scores"], key=result["scores"].get)
@@ -63,6 +63,11 @@ def test_assess_culture_clash_files_a_warning_with_owners_and_deadline(live):
     assert live.org.unit_head in {p["employee_id"] for p in owners["management"]}  # its department head
     assert pd.Timestamp(warning["deadline"]) > pd.Timestamp.now(tz="UTC")
     assert warning["actions"]
+    people = owners["functional"] + owners["co_owners"] + owners["direct"] + owners["management"]
+    assert all(person["why"] for person in people)  # each says why it is on the warning
+    items = warning["action_items"]
+    assert [item["text"] for item in items] == warning["actions"]
+    assert all(item["owner"] and item["owner_label"] and item["due_at"] for item in items)
     assert set(result["model_versions"]) == {"sentiment", "loss_type", "function", "attrition", "spread"}
 
 
@@ -129,6 +134,33 @@ def test_spread_forecast_from_reposts_so_far(live):
     assert busy["p50"] > quiet["p50"]
     assert busy["time_to_threshold"] is not None and busy["time_to_threshold"] <= 30  # 100 passed already
     assert quiet["model_version"]
+
+
+def test_spread_and_assess_take_tz_aware_times_and_reposts_without_follower_counts(live):
+    """The same instants in Asia/Shanghai and in naive UTC give the same forecast, on /spread and /assess; reposts
+    without follower counts are forecast, with reach unknown (null) rather than the author's followers alone."""
+    shanghai = timezone(timedelta(hours=8))
+    created = _now() - timedelta(minutes=40)
+    moments = [created + timedelta(seconds=20 * i) for i in range(90)]
+
+    def body(aware: bool) -> dict:
+        zone = (lambda t: t.replace(tzinfo=UTC).astimezone(shanghai)) if aware else (lambda t: t)
+        return {"post": {"text": "某公司客服态度恶劣，大家帮忙转发", "channel": "weibo",
+                         "created_at": zone(created).isoformat(), "author_followers": 800},
+                "reposts": [{"timestamp": zone(t).isoformat()} for t in moments]}
+
+    with live.client("hr") as client:
+        aware, naive = client.post("/spread", json=body(True)), client.post("/spread", json=body(False))
+        event = {"event": {**body(True)["post"], "reposts": body(True)["reposts"], "post_id": f"tz-{uuid4().hex[:8]}"}}
+        assessed = client.post("/assess", json=event)
+    assert aware.status_code == naive.status_code == assessed.status_code == 200, (aware.text, assessed.text)
+    aware, naive, spread = aware.json(), naive.json(), assessed.json()["predictions"]["spread"]
+    assert aware["observed"] == naive["observed"] == spread["observed"] == 90
+    assert aware["window_minutes"] == pytest.approx(naive["window_minutes"], abs=0.5)
+    assert aware["p50"] == pytest.approx(naive["p50"], rel=0.05)
+    assert spread["p50"] == pytest.approx(aware["p50"], rel=0.05)
+    assert aware["reach"] is None and spread["reach"] is None
+    assert aware["p10"] <= aware["p50"] <= aware["p90"]
 
 
 def test_team_risk_lists_the_riskiest_people_first(live):

@@ -1,5 +1,5 @@
-"""Spread features and baselines: the memory kernel, SEISMIC on a cascade with known parameters, and the
-defined behaviour for empty, unordered and impossible cascades."""
+"""Spread features and baselines: the memory kernel, SEISMIC on a cascade with known parameters, and the defined
+behaviour for empty, unordered and impossible cascades."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,13 +8,14 @@ import pytest
 from scipy import integrate
 
 from features.contracts import ContractError
+from features.spread_baselines import fit_log_linear, log_linear_forecast, naive_forecast
 from features.spread_features import (
-    FEATURE_COLUMNS,
+    FEATURE_GROUPS,
     KERNEL,
     Kernel,
+    cascade_events,
     cascade_outcomes,
     early_features,
-    naive_forecast,
     seismic_forecast,
 )
 
@@ -90,11 +91,16 @@ def test_seismic_caps_super_critical_cascades():
 def test_no_reposts_gives_defined_features():
     features = early_features(pd.DataFrame([post()]), reposts("P1", []), 60, n_star=600)
     row = features.iloc[0]
-    assert row["n_window"] == 0 and row["regions_window"] == 0 and row["acceleration"] == 0
-    assert row["gap_min_log"] == pytest.approx(np.log1p(3600))
-    assert seismic_forecast(features, 600)[0] == 0
-    assert not features[[c for c in FEATURE_COLUMNS if c != "p_neg"]].isna().any().any()
-    empty = early_features(pd.DataFrame([post()]), pd.DataFrame(columns=["post_id", "timestamp", "user_followers"]), 60)
+    assert row["n_window"] == 0 and row["regions_window"] == 0 and row["log_n_half"] == 0
+    assert row["first_delay_log"] == pytest.approx(np.log1p(3600))
+    assert seismic_forecast(features, 600)[0] == 0 and seismic_forecast(features, 1, constant_marks=True)[0] == 0
+    groups = ("count", "dynamics", "kernel", "author", "time", "diurnal")
+    defined = [c for g in groups for c in FEATURE_GROUPS[g] if c not in ("author_verified", "mean_rel_delay")]
+    assert not features[defined].isna().any().any()
+    assert np.isnan(row["author_verified"])  # the post does not say: unknown
+    # shares over the reposts seen are undefined without reposts: NaN, not a zero that looks like data
+    assert features[["followers_known", "tree_known", "regions_known", "mean_rel_delay"]].isna().all().all()
+    empty = early_features(pd.DataFrame([post()]), pd.DataFrame(columns=["post_id", "timestamp"]), 60)
     pd.testing.assert_frame_equal(empty.drop(columns="seismic_log"), features.drop(columns="seismic_log"))
 
 
@@ -121,17 +127,24 @@ def test_repost_before_its_post_is_a_contract_error_naming_row_and_field():
 
 def test_reposts_of_other_posts_are_ignored_and_outcomes_count_to_the_horizon():
     posts = pd.DataFrame([post()])
-    events = pd.concat([reposts("P1", [1, 2, 30, 23 * 60, 25 * 60]), reposts("OTHER", [1])], ignore_index=True)
-    outcome = cascade_outcomes(posts, events, horizon_hours=24, threshold=3).iloc[0]
+    stream = pd.concat([reposts("P1", [1, 2, 30, 23 * 60, 25 * 60]), reposts("OTHER", [1])], ignore_index=True)
+    outcome = cascade_outcomes(posts, cascade_events(posts, stream), horizon_hours=24, threshold=3).iloc[0]
     assert outcome["final"] == 4 and outcome["time_to_threshold_min"] == pytest.approx(30)
-    assert early_features(posts, events, 60)["n_window"].iat[0] == 3
+    assert early_features(posts, stream, 60)["n_window"].iat[0] == 3
 
 
-def test_naive_forecast_scales_the_count_by_the_ratio_of_its_window():
+def test_naive_and_log_linear_forecasts_use_the_coefficients_of_their_window():
     features = pd.DataFrame({"window_min": [30.0, 60.0, 45.0], "n_window": [10.0, 10.0, 10.0]})
     forecast = naive_forecast(features, {30.0: 4.0, 60.0: 2.0})
     assert forecast[:2].tolist() == [40.0, 20.0]
     assert 20.0 < forecast[2] < 40.0
+    log_linear = log_linear_forecast(features, {30.0: (1.0, 1.0), 60.0: (0.5, 1.0)})
+    np.testing.assert_allclose(np.log1p(log_linear[:2]), np.log1p(10.0) + np.array([1.0, 0.5]))
+    rng = np.random.default_rng(0)
+    count = rng.integers(0, 500, 400).astype(float)
+    final = np.expm1(1.2 + 0.8 * np.log1p(count) + rng.normal(0, 0.02, 400))
+    a, b = fit_log_linear(count, final)
+    assert a == pytest.approx(1.2, abs=0.05) and b == pytest.approx(0.8, abs=0.02)
 
 
 def test_a_window_per_post_gives_each_post_the_features_of_its_own_window():
