@@ -1,33 +1,58 @@
 """The service's request and response models: what a caller may send, checked before any handler runs.
 
 Pydantic refuses bad input naming the field (the error bodies are shaped by serving.http_errors), so the Engine
-only sees well-formed values. The cross-field checks that pydantic cannot express as types (time order, a post
-not from the future, duplicate snapshots) are validators here, per request: batched requests must not fail
-someone else's call.
+only sees well-formed values. Every request model is strict (features.strict): JSON types as declared, ISO-8601
+dates, no control characters, and unknown fields refused at every level alike (inside `event`, at the top of
+each API's body via `strict_input`, in /spread's `post`, in reposts and in /attrition rows). Fields a caller may
+leave out are declared optional, one by one; never `extra="allow"`.
+
+The cross-field checks that pydantic cannot express as types (time order, a post not from the future, duplicate
+snapshots) are validators here, per request: batched requests must not fail someone else's call.
 """
-import math
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal, Optional
 
 from bentoml.validators import ContentType
 from fastapi import Path as PathParam
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from features.contracts import COMPLAINT_CHANNELS, EMPLOYEE, POST_CHANNELS, pydantic_model
 from features.settings import settings
+from features.strict import IsoDatetime, JsonBool, JsonFloat, JsonInt, free_text, name, note
 
 MAX_REPOSTS = 50_000
-MAX_EXTRA_FIELDS = 64  # an export's own columns on an employee record (IBM's export has 35 in all)
 CLOCK_SKEW = timedelta(minutes=5)  # a client clock slightly ahead is not "a post from the future"
 EARLIEST, LATEST = date(1900, 1, 1), date(2200, 12, 31)  # pandas timestamps end in 2262
 
-Text = Annotated[str, StringConstraints(min_length=1, max_length=settings.max_text_chars, pattern=r"\S")]
-Id = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+Text = free_text(settings.max_text_chars)
+Id = name(64)
 ALL_EVENT_CHANNELS = tuple(dict.fromkeys(POST_CHANNELS + COMPLAINT_CHANNELS))
 EventChannel = Literal[ALL_EVENT_CHANNELS]  # type: ignore[valid-type]
+# The 90-day signals an HR system may send precomputed with a record (else treated as unknown): declared by name.
+EMPLOYEE_SIGNALS = {
+    "manager_changed_90d": JsonBool,
+    "neg_internal_posts_90d": Annotated[JsonFloat, Field(ge=0, le=10_000)],
+    "internal_posts_90d": Annotated[JsonInt, Field(ge=0, le=10_000)],
+    "team_complaints_90d": Annotated[JsonInt, Field(ge=0, le=1_000_000)],
+}
 PostBase = pydantic_model("Post", optional_fields=("post_id", "internal"))
 RepostBase = pydantic_model("Repost", optional_fields=("post_id",))
-EmployeeBase = pydantic_model("Employee")
+# An export's own columns that a model trained on the export reads as features (IBM's HR export: IBM_SPEC's
+# request_inputs), declared by name and type like the signals; a record sends them only for such a model, which
+# refuses a record without them (Engine.score_employees). tests/service/test_own_data_service.py checks that every
+# column an export spec needs is declared here.
+_SCALE = Annotated[JsonInt, Field(ge=1, le=4)]  # IBM's 1-4 survey scales
+_YEARS = Annotated[JsonInt, Field(ge=0, le=80)]
+EXPORT_COLUMNS = {
+    "Age": Annotated[JsonInt, Field(ge=14, le=100)], "MonthlyIncome": Annotated[JsonFloat, Field(ge=0, le=1e9)],
+    "NumCompaniesWorked": Annotated[JsonInt, Field(ge=0, le=100)], "TotalWorkingYears": _YEARS,
+    "YearsInCurrentRole": _YEARS, "YearsWithCurrManager": _YEARS,
+    "TrainingTimesLastYear": Annotated[JsonInt, Field(ge=0, le=366)],
+    "DistanceFromHome": Annotated[JsonFloat, Field(ge=0, le=10_000)], "EnvironmentSatisfaction": _SCALE,
+    "JobSatisfaction": _SCALE, "RelationshipSatisfaction": _SCALE, "WorkLifeBalance": _SCALE, "JobInvolvement": _SCALE,
+    "StockOptionLevel": Annotated[JsonInt, Field(ge=0, le=10)], "BusinessTravel": name(64), "EducationField": name(64),
+}
+EmployeeBase = pydantic_model("Employee", extra_fields=EMPLOYEE_SIGNALS | EXPORT_COLUMNS)
 
 
 def _now() -> datetime:
@@ -51,13 +76,14 @@ def _supported(moment: datetime) -> datetime:
     return moment
 
 
-Moment = Annotated[datetime, AfterValidator(_supported)]
+Moment = Annotated[IsoDatetime, AfterValidator(_supported)]
+STRICT = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 class RepostIn(RepostBase):  # type: ignore[valid-type, misc]
     """One repost seen so far; post_id is implied by the post it belongs to."""
 
-    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+    model_config = STRICT
     timestamp: Moment
 
 
@@ -72,7 +98,7 @@ Reposts = Annotated[list[RepostIn], Field(max_length=MAX_REPOSTS)]
 
 
 class PostIn(PostBase):  # type: ignore[valid-type, misc]
-    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+    model_config = STRICT
     created_at: Moment
 
     @model_validator(mode="after")
@@ -84,7 +110,7 @@ class PostIn(PostBase):  # type: ignore[valid-type, misc]
 class EventIn(BaseModel):
     """A post (outside or inside channel) or a complaint work order, with the reposts seen so far (optional)."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = STRICT
 
     kind: Literal["post", "complaint"] = "post"
     text: Text
@@ -92,13 +118,13 @@ class EventIn(BaseModel):
     created_at: Optional[Moment] = Field(None, description="发布时间；无时区按 UTC；缺省为现在")
     post_id: Optional[Id] = None
     complaint_id: Optional[Id] = None
-    author_followers: Optional[int] = Field(None, ge=0, le=10_000_000_000,
-                                            description="作者粉丝数；缺省为未知（不按 0 计）")
-    internal: Optional[bool] = Field(None, description="内部渠道；缺省按渠道判断")
-    region: Optional[Annotated[str, StringConstraints(max_length=64)]] = None
+    author_followers: Optional[JsonInt] = Field(None, ge=0, le=10_000_000_000,
+                                                description="作者粉丝数；缺省为未知（不按 0 计）")
+    internal: Optional[JsonBool] = Field(None, description="内部渠道；缺省按渠道判断")
+    region: Optional[name(64, min_length=0)] = None
     department_id: Optional[Id] = Field(None, description="涉及的部门；决定经理的可见范围与责任人")
     employee_id: Optional[Id] = None
-    severity: Optional[int] = Field(None, ge=1, le=5)
+    severity: Optional[JsonInt] = Field(None, ge=1, le=5)
     reposts: Optional[Reposts] = None
 
     @model_validator(mode="after")
@@ -112,35 +138,10 @@ class EventIn(BaseModel):
 
 
 class EmployeeIn(EmployeeBase):  # type: ignore[valid-type, misc]
-    """An HR record as of snapshot_date; the 90-day signals may be sent precomputed (else treated as unknown).
+    """An HR record as of snapshot_date; the 90-day signals (EMPLOYEE_SIGNALS) may be sent precomputed, and an
+    export's own columns (EXPORT_COLUMNS) for a model trained on that export (GET /info: `request_inputs`)."""
 
-    Further fields are an export's own columns: a model trained on an export (IBM's, say) reads some of them as
-    features (Age, MonthlyIncome, the satisfaction scales; GET /info lists them as `request_inputs`). They are
-    accepted as plain values only: at most MAX_EXTRA_FIELDS, names up to 64 characters, numbers, booleans or
-    text up to 256 characters."""
-
-    model_config = ConfigDict(extra="allow", str_strip_whitespace=True)
-
-    manager_changed_90d: Optional[bool] = None
-    neg_internal_posts_90d: Optional[float] = Field(None, ge=0, le=10_000)
-    internal_posts_90d: Optional[int] = Field(None, ge=0, le=10_000)
-    team_complaints_90d: Optional[int] = Field(None, ge=0, le=1_000_000)
-
-    @model_validator(mode="after")
-    def _export_columns(self):
-        extra = self.model_extra or {}
-        if len(extra) > MAX_EXTRA_FIELDS:
-            raise ValueError(f"额外字段 {len(extra)} 个, 超过上限 {MAX_EXTRA_FIELDS}")
-        for name, value in extra.items():
-            if len(name) > 64:
-                raise ValueError(f"{name[:64]}…: 字段名超过 64 个字符")
-            if value is not None and not isinstance(value, (str, int, float, bool)):
-                raise ValueError(f"{name}: 额外字段只接受数字、布尔值或文本, 实为 {type(value).__name__}")
-            if isinstance(value, str) and len(value) > 256:
-                raise ValueError(f"{name}: 文本长度 {len(value)} 超过上限 256")
-            if isinstance(value, float) and not math.isfinite(value):
-                raise ValueError(f"{name}: 应为有限数字")
-        return self
+    model_config = STRICT
 
     @model_validator(mode="after")
     def _contract(self):
@@ -225,6 +226,7 @@ class SpreadOut(BaseModel):
     reach: Optional[float] = Field(None, description="覆盖人数；转发者粉丝数未知时为 null")
     regions: Optional[float] = Field(None, description="覆盖地区数；转发没有地区时为 null")
     model_version: str
+    notes: list[str] = Field([], description="对预测的说明（如覆盖人数按平台最大受众封顶）")
 
 
 class Predictions(BaseModel):
@@ -254,16 +256,23 @@ class AssessOut(BaseModel):
 
 
 class AssignIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-    assignee: Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"\S")]
+    model_config = STRICT
+    assignee: Id
 
 
 class ResolveIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     outcome: Literal["true_alarm", "false_alarm"]
-    actual_spread: Optional[int] = Field(None, ge=0, le=10_000_000_000)
-    notes: Annotated[str, StringConstraints(max_length=5000)] = ""
+    actual_spread: Optional[JsonInt] = Field(None, ge=0, le=10_000_000_000)
+    notes: note(5000) = ""
     corrected_labels: Optional[dict[Literal["sentiment", "loss_type", "function"], Id]] = None
+
+
+def strict_input(spec: type[BaseModel]) -> type[BaseModel]:
+    """A BentoML API's input model (built from the method's signature, which ignores unknown top-level fields)
+    refusing unknown fields like every model inside it."""
+    return type(spec.__name__, (spec,), {"model_config": ConfigDict(extra="forbid"), "__module__": spec.__module__,
+                                         "__qualname__": spec.__qualname__})
 
 
 # Path parameters of the warning and team routes.

@@ -7,26 +7,28 @@ assignee not on the roster, a warning outside the caller's org subtree).
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from features.contracts import INTERNAL_CHANNELS, POST_CHANNELS, TEXT_FUNCTIONS, ContractError
-from features.errors import LossguardError, NotFound, Unavailable, field_error
+from features.errors import LossguardError, NotFound, field_error
 from features.model_specs import MODEL_NAMES
 from features.modelio import LoadedModel, ModelNotFound, load_champion
+from features.sanitize import text_problem, visible, visible_positions
 from features.settings import settings
 from serving import views
 from serving.auth import Principal
 from serving.owners import OrgChart, resolve_owners
 from serving.policy import Policy
+from serving.roster import ORG_TABLES, check_data, data_tables, score_roster  # noqa: F401 - ORG_TABLES re-exported
 from serving.rules import RiskInput, evaluate
 from serving.store import WarningNotFound, WarningStore
 from serving.views import BAND_ZH
@@ -34,7 +36,7 @@ from serving.webhooks import WebhookDispatcher
 
 log = logging.getLogger("lossguard")
 
-ORG_TABLES = ("org_units", "employees", "snapshots", "posts", "complaints")
+
 
 
 @dataclass
@@ -46,6 +48,8 @@ class Engine:
     store: WarningStore
     roster: pd.DataFrame  # current employees, scored once at start: team views are a filter, not a model call
     roster_note: str | None = None  # why the roster is unscored, when the attrition model cannot read it
+    max_reach: float = settings.max_reach  # the most people a post can plausibly reach (see _plausible_reach)
+    anchor_sender: WebhookDispatcher | None = None  # audit anchors off the host (settings.audit_anchor_url)
 
     @staticmethod
     def preflight() -> None:
@@ -67,37 +71,12 @@ class Engine:
             raise ModelNotFound(
                 f"缺少已注册的 champion 模型: {', '.join(missing)} (MLflow {settings.tracking_uri}); "
                 "请先运行 `make train` (或 `lossguard train all`)")
-        if settings.serve_data_dir:
-            folder = Path(settings.serve_data_dir)
-            if not (folder / "employees.parquet").is_file():
-                raise Unavailable(f"LOSSGUARD_SERVE_DATA_DIR={folder} 中缺少 employees.parquet: 请先用 "
-                                  f"`lossguard data import … --out {folder}` 导入员工数据", field="serve_data_dir")
-            if (folder / "org_units.parquet").is_file():
-                return
-            needed = ["org_units"]  # no imported org chart: the generated one serves
-        else:
-            needed = list(ORG_TABLES)
-        folder = Path(settings.generated_dir)
-        absent = [t for t in needed if not (folder / f"{t}.parquet").exists()]
-        if absent:
-            raise Unavailable(f"{folder} 中缺少 {absent}: 请先运行 `make data` (或 `lossguard data generate`)")
+        check_data()
 
     @staticmethod
     def data_tables() -> dict[str, pd.DataFrame | None]:
-        """The org chart, the people and the event tables the service reads. With `settings.serve_data_dir` (an
-        import folder): its employees are the roster (a snapshot history or a single export), its org units the
-        chart when imported (else the generated chart), its posts and complaints the 90-day signals when there;
-        otherwise the generated company."""
-        generated = Path(settings.generated_dir)
-        if not settings.serve_data_dir:
-            return {t: pd.read_parquet(generated / f"{t}.parquet") for t in ORG_TABLES}
-        from features.imported import load_imported
-
-        tables = load_imported(settings.serve_data_dir, "employees", optional=("org_units", "posts", "complaints"))
-        if "org_units" not in tables:
-            tables["org_units"] = pd.read_parquet(generated / "org_units.parquet")
-        return {"org_units": tables["org_units"], "employees": tables["employees"],
-                "snapshots": tables["employees"], "posts": tables.get("posts"), "complaints": tables.get("complaints")}
+        """The org chart, people and event tables the service reads (serving/roster.py)."""
+        return data_tables()
 
     @classmethod
     def from_settings(cls) -> Engine:
@@ -117,6 +96,8 @@ class Engine:
             chart=OrgChart.from_frame(tables["org_units"], tables["employees"]),
             store=WarningStore(settings.warnings_db, policy=policy, webhooks=WebhookDispatcher.from_policy(policy)),
             roster=pd.DataFrame(),
+            anchor_sender=WebhookDispatcher({"audit_anchor": settings.audit_anchor_url})
+            if settings.audit_anchor_url else None,
         )
         engine.roster = engine.score_roster(tables)
         return engine
@@ -128,10 +109,13 @@ class Engine:
     def score_texts(self, texts: list[str]) -> list[dict]:
         """Sentiment, loss type, function and keyword hits; one model call per model for the whole batch.
         Probabilities straight from predict_proba: predict_frame's DataFrame costs more than the model on the
-        small batches /assess sends."""
-        labels, probs = self._classify("sentiment", texts)
-        loss_type, _ = self._classify("loss_type", texts)
-        function, function_probs = self._classify("function", texts)
+        small batches /assess sends. Invisible characters (bidi overrides, zero-width) are removed before
+        scoring (features.sanitize); keyword offsets point into the text as sent."""
+        cleaned = [visible_positions(text) for text in texts]
+        visible_texts = [text for text, _ in cleaned]
+        labels, probs = self._classify("sentiment", visible_texts)
+        loss_type, _ = self._classify("loss_type", visible_texts)
+        function, function_probs = self._classify("function", visible_texts)
         probs = np.round(probs, 4).tolist()
         function_confidence = np.round(function_probs.max(axis=1), 4).tolist()  # routing follows it when confident
         order = [self.models["sentiment"].estimator.labels.index(label) for label in ("neg", "neu", "pos")]
@@ -139,8 +123,8 @@ class Engine:
             {"label": labels[i], "scores": {"neg": probs[i][order[0]], "neu": probs[i][order[1]],
                                             "pos": probs[i][order[2]]},
              "loss_type": loss_type[i], "function": function[i], "function_confidence": function_confidence[i],
-             "keyword_hits": self.keywords.find(text)}
-            for i, text in enumerate(texts)
+             "keyword_hits": _hits_in_raw(self.keywords.find(text), positions, len(texts[i]))}
+            for i, (text, positions) in enumerate(cleaned)
         ]
 
     def _classify(self, name: str, texts: list[str]) -> tuple[list[str], np.ndarray]:
@@ -168,46 +152,9 @@ class Engine:
         ]
 
     def score_roster(self, tables: dict[str, pd.DataFrame | None]) -> pd.DataFrame:
-        """Every current employee with the same features as training: from a snapshot history, those in the
-        latest snapshot who have not left; from a single export (one row each), those who stayed. When the
-        attrition champion needs columns this roster does not have (`request_inputs`: an export model on the
-        synthetic history, say) the roster is kept unscored and the team view says why, instead of scoring
-        blanks; history signals the roster cannot settle are imputed, as in training."""
-        from features.attrition_build import build_features
-
-        snapshots = tables["snapshots"]
-        current = current_staff(snapshots)
-        out = current.reindex(columns=["employee_id", "department_id", "role", "pay_vs_band", "performance_rating"])
-        out["is_key"] = current["is_key"].fillna(False).astype(bool) if "is_key" in current else False
-        self.roster_note = None
-        if current.empty:
-            return out.assign(propensity=[], band=[], drivers=[], driver_features=[])
-        sentiment = self.models["sentiment"].estimator
-
-        def p_neg(texts: list[str]) -> np.ndarray:
-            return sentiment.predict_frame(pd.DataFrame({"text": texts}))["p_neg"].to_numpy(dtype=float)
-
-        model = self.models["attrition"].estimator
-        context = {"history": snapshots, "posts": tables.get("posts"), "complaints": tables.get("complaints"),
-                   "org_units": tables.get("org_units"), "sentiment_fn": p_neg}
-        if not hasattr(model, "request_inputs"):  # any estimator with the predict_frame interface
-            scored = model.predict_frame(current, **context)
-        else:
-            features = build_features(current, **context)
-            missing = [c for c in model.request_inputs() if c not in features or features[c].isna().all()]
-            if missing:
-                self.roster_note = (f"attrition v{self.models['attrition'].version} 按 {model.spec.name} 特征训练, "
-                                    f"名册缺少 {missing[:6]}: 未打分 (请用同类数据训练的模型, 或用 "
-                                    "LOSSGUARD_SERVE_DATA_DIR 指向训练它的数据)")
-                log.warning("roster not scored: %s", self.roster_note)
-                empty = [[] for _ in range(len(out))]
-                return out.assign(propensity=np.nan, band=None, drivers=empty, driver_features=empty)
-            scored = model.score(features).reset_index(drop=True)
-        for column in ("propensity", "band", "drivers"):
-            out[column] = scored[column].to_numpy()
-        out["driver_features"] = (scored["driver_features"].to_numpy() if "driver_features" in scored
-                                  else [[] for _ in range(len(out))])
-        return out
+        """The current employees scored once (serving/roster.py); `roster_note` says why when they are not."""
+        roster, self.roster_note = score_roster(self.models, tables)
+        return roster
 
     def forecast(self, post: dict, reposts: list[dict], p_neg: float, loss_type: str) -> dict:
         """Spread forecast from the reposts seen so far; the window is the time elapsed since the post."""
@@ -262,9 +209,19 @@ class Engine:
             "window_minutes": round(float(windows[i]), 1),
             "time_to_threshold": None if np.isnan(values["time_to_threshold_min"][i])
             else round(float(values["time_to_threshold_min"][i]), 1),
-            "threshold": threshold, "reach": _known(values["reach"][i]), "regions": _known(values["regions"][i]),
-            "model_version": version,
+            "threshold": threshold, **self._plausible_reach(values["reach"][i]),
+            "regions": _known(values["regions"][i]), "model_version": version,
         } for i in range(len(items))]
+
+    def _plausible_reach(self, reach: float) -> dict:
+        """Reach past the audience a post can have (max_reach, settings) is a sign of implausible inputs (50,000
+        reposts of accounts with 1e10 followers each gave 7.4e14): capped there, and the reply says so. Unknown
+        (no follower counts sent) stays None."""
+        if np.isnan(reach) or reach <= self.max_reach:
+            return {"reach": _known(reach), "notes": []}
+        return {"reach": round(self.max_reach, 1),
+                "notes": [f"预计覆盖人数按平台可能的最大受众 {self.max_reach:,.0f} 人封顶（模型按输入的粉丝数估计为 "
+                          f"{reach:,.3g} 人，超出任何平台的用户总数，请核对转发者粉丝数）"]}
 
     # ---- assess: predictions → rules → owners → store -----------------------------------------------------
     def assess(self, event: dict) -> dict:
@@ -294,6 +251,9 @@ class Engine:
             try:
                 risk = self._risk(event, scores[i], spreads.get(i))
                 decision = evaluate(risk, self.policy)
+                notes = tuple((spreads.get(i) or {}).get("notes", ()))
+                if decision is not None and notes:  # the warning says why its reach is what it is
+                    decision = dataclasses.replace(decision, reasons=decision.reasons + notes)
                 if decision is not None:
                     to_file.append((i, decision, risk, resolve_owners(decision, risk, self.chart)))
                 results[i] = self._answer(scores[i], spreads.get(i), None)
@@ -339,11 +299,17 @@ class Engine:
                 "model_versions": self.versions()}
 
     def _prepare(self, event: dict) -> _Event:
-        kind, text = event["kind"], event["text"]
+        """The event as scored and stored: its text without invisible characters (the raw text is kept for the
+        audit when it differed); control characters are refused here too, for callers other than the API."""
+        kind, raw = event["kind"], event["text"]
+        problem = text_problem(raw)
+        if problem is not None:
+            raise field_error("event.text", problem)
+        text = visible(raw)
         identity = event.get("post_id") or event.get("complaint_id")
         internal = event.get("internal")
         return _Event(
-            kind=kind, text=text, channel=event["channel"],
+            kind=kind, text=text, raw_text=raw if raw != text else None, channel=event["channel"],
             created=_naive_utc(event.get("created_at")) or _naive_utc(datetime.now(UTC)),
             internal=event["channel"] in INTERNAL_CHANNELS if internal is None else bool(internal),
             department_id=self._department(event), employee_id=event.get("employee_id"),
@@ -358,7 +324,8 @@ class Engine:
             first_hour = event.created + timedelta(hours=1)
             velocity = float(sum(_naive_utc(r["timestamp"]) <= first_hour for r in event.reposts))
         return RiskInput(
-            subject=event.subject, event_kind=event.kind, text=event.text, channel=event.channel,
+            subject=event.subject, event_kind=event.kind, text=event.text, raw_text=event.raw_text,
+            channel=event.channel,
             internal=event.internal, created_at=event.created, department_id=event.department_id,
             employee_id=event.employee_id, sentiment_label=scores["label"], p_neg=scores["scores"]["neg"],
             loss_type=scores["loss_type"],
@@ -380,6 +347,16 @@ class Engine:
         employees = self.chart.employees or {}
         person = employees.get(event.get("employee_id") or "")
         return person.department_id if person is not None else None
+
+    def tick(self) -> None:
+        """What the service's timer does each interval: muting follows its causes (expired silences, resolved
+        inhibitors), then deadlines escalate and owners are reminded, then the audit chain's head is anchored
+        outside the database (and sent off the host when an anchor URL is set)."""
+        self.store.refresh_mutes()
+        self.escalate_overdue()
+        anchor = self.store.checkpoint()
+        if anchor is not None and self.anchor_sender is not None:
+            self.anchor_sender.send("audit_anchor", "checkpoint", anchor)
 
     def escalate_overdue(self) -> int:
         """Move unacknowledged warnings past their deadline up the chain and remind owners whose re-notify interval
@@ -421,19 +398,39 @@ class Engine:
 
     def transition(self, warning_id: int, action: str, principal: Principal, **payload) -> dict:
         """ack / assign / resolve on a warning the caller may see; the store refuses illegal transitions."""
-        self._visible_record(warning_id, principal)
+        record = self._visible_record(warning_id, principal)
         actor = f"{principal.name}({principal.role})"
         if action == "ack":
             record = self.store.acknowledge(warning_id, actor)
         elif action == "assign":
             assignee = payload["assignee"]
-            if self.chart.employees is not None and assignee not in self.chart.employees:
-                raise field_error("assignee", f"员工 {assignee!r} 不在员工名单中")
+            self._check_assignee(record, assignee, principal)
             record = self.store.assign(warning_id, actor, assignee)
         else:
             record = self.store.resolve(warning_id, actor, payload["outcome"], payload.get("actual_spread"),
                                         payload.get("notes") or "", payload.get("corrected_labels"))
         return self.warning_view(record, audit=self.store.audit_entries(warning_id))
+
+    def _check_assignee(self, record, assignee: str, principal: Principal) -> None:
+        """Who may be handed a warning. Anyone on the roster who has not left, for the HR system and admins. A
+        manager hands work to their own people (their org subtree) or to the people the warning itself names as
+        owners (the functional owner in another department, the heads up the chain), never to someone else's
+        team: scope covers what a manager may do, not only what they may read. Out of scope and unknown get the
+        same answer, so the roster cannot be probed."""
+        people = self.chart.employees
+        person = people.get(assignee) if people is not None else None
+        if people is not None and (person is None or not person.active) and principal.role != "manager":
+            raise field_error("assignee", f"员工 {assignee!r} 不在员工名单中（或已离职）")
+        units = self.scope(principal)
+        if units is None:
+            return
+        named = {p.get("employee_id") for group in ("functional", "co_owners", "direct", "management", "escalation")
+                 for p in (record.owners or {}).get(group, []) if isinstance(p, dict)}
+        named.add(((record.owners or {}).get("executive") or {}).get("employee_id"))
+        in_subtree = person is not None and person.active and person.department_id in units
+        if not in_subtree and assignee not in named:
+            raise field_error("assignee", f"员工 {assignee!r} 不在您可指派的范围内：经理只能指派本部门及下属团队"
+                                          "的在职员工，或本预警列明的负责人")
 
     # ---- people risk ----------------------------------------------------------------------------------------
     def team_risk(self, unit_id: str, principal: Principal) -> dict:
@@ -454,6 +451,7 @@ class _Event:
 
     kind: str
     text: str
+    raw_text: str | None  # as sent, when it held invisible characters (kept in the audit)
     channel: str
     created: datetime
     internal: bool
@@ -462,6 +460,13 @@ class _Event:
     subject: str
     author_followers: int | None  # None: unknown
     reposts: list[dict] | None
+
+
+def _hits_in_raw(hits: list[dict], positions: list[int], raw_length: int) -> list[dict]:
+    """Keyword hits found in the visible text, with offsets mapped back into the text as sent."""
+    if len(positions) == raw_length:
+        return hits
+    return [{**hit, "start": positions[hit["start"]], "end": positions[hit["end"] - 1] + 1} for hit in hits]
 
 
 def _count(value) -> float:
@@ -482,17 +487,3 @@ def _naive_utc(value) -> datetime | None:
         stamp = stamp.tz_convert("UTC").tz_localize(None)
     return stamp.to_pydatetime()
 
-
-def current_staff(snapshots: pd.DataFrame) -> pd.DataFrame:
-    """Who works here now: the latest snapshot's people who have not left (a history), or those who stayed (a
-    single export, whose leave dates are outcomes)."""
-    from features.imported import EXPORT, attrition_design, export_labels
-
-    if snapshots.empty:
-        return snapshots
-    if attrition_design(snapshots) == EXPORT:
-        return snapshots[(export_labels(snapshots) == 0).to_numpy()].reset_index(drop=True)
-    latest_day = snapshots["snapshot_date"].max()
-    leave = pd.to_datetime(snapshots["leave_date"])
-    current = snapshots[(snapshots["snapshot_date"] == latest_day) & (leave.isna() | (leave > latest_day))]
-    return current.reset_index(drop=True)

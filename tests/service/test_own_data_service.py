@@ -17,14 +17,15 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
+from features.contracts import EMPLOYEE
 from features.errors import InputError, Unavailable
 from features.keywords import KeywordLibrary
 from features.loaders import apply_mapping
 from features.modelio import LoadedModel, load_model
 from features.settings import settings
 from ingest.run import run
-from serving import engine as engine_module
-from serving.api_models import EmployeeIn
+from serving import roster as roster_module
+from serving.api_models import EXPORT_COLUMNS, EmployeeIn
 from serving.auth import Principal
 from serving.engine import Engine
 from serving.owners import OrgChart
@@ -60,8 +61,8 @@ def serve_dir(own_export_dir, tmp_path_factory):
 
 
 def _engine(monkeypatch, tmp_path, attrition: LoadedModel, serve_data_dir: str) -> Engine:
-    current = engine_module.settings
-    monkeypatch.setattr(engine_module, "settings", dataclasses.replace(current, serve_data_dir=serve_data_dir))
+    current = roster_module.settings
+    monkeypatch.setattr(roster_module, "settings", dataclasses.replace(current, serve_data_dir=serve_data_dir))
     tables = Engine.data_tables()
     models = {name: LoadedModel(name, "1", f"models:/{name}@champion", model) for name, model in {
         "sentiment": TextStandIn("sentiment"), "loss_type": TextStandIn("loss_type"),
@@ -75,10 +76,14 @@ def _engine(monkeypatch, tmp_path, attrition: LoadedModel, serve_data_dir: str) 
 
 
 def _api_records(rows: pd.DataFrame) -> list[dict]:
-    """IBM-shaped rows as an HR system sends them: the Employee contract fields plus the export's columns."""
+    """IBM-shaped rows as an HR system sends them: the Employee contract fields plus the export's columns the
+    model reads (the API refuses any other field)."""
     mapped = apply_mapping(rows, "ibm").astype({"employee_id": str})
-    records = json.loads(mapped.to_json(orient="records", date_format="iso"))
-    return [EmployeeIn(**r).model_dump() for r in records]
+    for column in ("hire_date", "last_promotion_date", "snapshot_date", "leave_date"):
+        mapped[column] = pd.to_datetime(mapped[column]).dt.strftime("%Y-%m-%d")  # ISO dates, as JSON carries them
+    sent = [c for c in mapped.columns if c in EMPLOYEE.names or c in EXPORT_COLUMNS]
+    records = json.loads(mapped[sent].to_json(orient="records", date_format="iso"))
+    return [EmployeeIn(**{k: v for k, v in r.items() if v is not None}).model_dump() for r in records]
 
 
 def test_the_imported_chart_and_roster_are_served_and_scored(monkeypatch, tmp_path, serve_dir, export_model):
@@ -112,7 +117,7 @@ def test_ibm_shaped_records_get_propensity_band_and_drivers(monkeypatch, tmp_pat
 
 def test_a_roster_the_model_cannot_read_is_shown_unscored_with_the_reason(monkeypatch, tmp_path, export_model,
                                                                            synthetic_dir):
-    monkeypatch.setattr(engine_module, "settings", dataclasses.replace(settings, generated_dir=synthetic_dir))
+    monkeypatch.setattr(roster_module, "settings", dataclasses.replace(settings, generated_dir=synthetic_dir))
     engine = _engine(monkeypatch, tmp_path, export_model, "")  # the synthetic history under an export model
     assert engine.roster_note and "Age" in engine.roster_note and engine.roster["propensity"].isna().all()
     root = next(u for u in engine.chart.units.values() if u.parent_id is None).unit_id
@@ -122,18 +127,19 @@ def test_a_roster_the_model_cannot_read_is_shown_unscored_with_the_reason(monkey
     assert team["expected_leavers"] is None and team["employees"] == [] and "Age" in team["note"]
 
 
-def test_the_api_model_takes_export_columns_as_plain_values_only():
-    record = _api_records(pd.read_csv(FIXTURE).head(1))[0]
+def test_the_api_declares_every_column_an_export_model_reads_and_nothing_else(export_model):
+    assert set(export_model.estimator.request_inputs()) <= set(EXPORT_COLUMNS)
+    record = {k: v for k, v in _api_records(pd.read_csv(FIXTURE).head(1))[0].items() if v is not None}
     assert record["Age"] > 0 and record["BusinessTravel"]
-    for bad in ({"Age": {"years": 30}}, {"Note": "x" * 300}, {f"Extra{i}": i for i in range(70)}):
-        with pytest.raises(ValidationError):
+    for bad in ({"Age": "30"}, {"Age": {"years": 30}}, {"JobSatisfaction": 7}, {"DailyRate": 800}):
+        with pytest.raises(ValidationError):  # strict types, the scale's range, and no undeclared column
             EmployeeIn(**{**record, **bad})
 
 
 def test_preflight_names_the_missing_roster(monkeypatch, tmp_path):
     import mlflow
 
-    monkeypatch.setattr(engine_module, "settings", dataclasses.replace(settings, serve_data_dir=str(tmp_path)))
+    monkeypatch.setattr(roster_module, "settings", dataclasses.replace(settings, serve_data_dir=str(tmp_path)))
     # every champion "exists": only the data part of the preflight is checked here
     monkeypatch.setattr(mlflow.MlflowClient, "get_model_version_by_alias", lambda self, name, alias: None)
     with pytest.raises(Unavailable, match="employees.parquet"):

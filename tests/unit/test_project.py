@@ -56,8 +56,9 @@ def test_runtime_pins_agree_everywhere():
 @pytest.mark.parametrize("command", [[], ["data", "generate"], ["data", "import"], ["data", "check"], ["train"],
                                      ["predict", "sentiment"],
                                      ["predict", "attrition"], ["predict", "spread"], ["audit", "verify"],
-                                     ["keys", "create"], ["keys", "bootstrap"], ["evaluate"], ["promote"], ["policy", "check"], ["policy", "test"],
-                                     ["feedback", "export"]])
+                                     ["audit", "checkpoint"], ["audit", "rotate-key"], ["store", "backup"],
+                                     ["store", "restore"], ["keys", "create"], ["keys", "bootstrap"], ["evaluate"],
+                                     ["promote"], ["policy", "check"], ["policy", "test"], ["feedback", "export"]])
 def test_every_cli_command_has_help(command):
     from typer.testing import CliRunner
 
@@ -76,3 +77,17 @@ def test_cli_rejects_unknown_model_with_a_clear_message():
     result = CliRunner().invoke(app, ["train", "horoscope"])
     assert result.exit_code == 2
     assert "horoscope" in result.output
+
+
+def test_each_served_instance_has_its_own_bentoml_home_under_the_project():
+    """`bentoml serve` recreates the Prometheus folder in its BentoML home on start: two instances sharing one
+    left the first one's /metrics stale (#16). make serve gives each port its own home, inside the project."""
+    homes = []
+    for port in ("3101", "3102"):
+        plan = subprocess.run(["make", "-n", "serve", f"PORT={port}"], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout
+        line = next(line for line in plan.splitlines() if "bentoml serve" in line)
+        match = re.search(r"BENTOML_HOME=(\S+)", line)
+        assert match, f"make serve runs bentoml without its own BENTOML_HOME: {line}"
+        homes.append(Path(match.group(1)))
+    assert homes[0] != homes[1] and all(ROOT in home.parents for home in homes)
