@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import mlflow
 from mlflow import MlflowClient
@@ -59,7 +60,7 @@ def champion_version(name: str) -> str | None:
     configure_mlflow()
     try:
         return str(MlflowClient().get_model_version_by_alias(name, CHAMPION).version)
-    except Exception:
+    except Exception:  # noqa: BLE001 - MLflow raises several types for a missing alias
         return None
 
 

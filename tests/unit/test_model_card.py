@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from features.settings import configure_mlflow
 from features.model_specs import SPECS
+from features.settings import configure_mlflow
 from training.model_card import CARD_ARTIFACT, render_model_card, split_metric, write_model_card
 from training.registry import log_and_register
 
