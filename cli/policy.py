@@ -17,27 +17,52 @@ app = typer.Typer(help="预警策略 (Check a policy file; test what an event wo
 
 
 @app.command("check")
-def check(file: Path = typer.Argument(..., exists=True, dir_okay=False, help="Tenant policy YAML (merged over "
-                                                                                   "the shipped default).")) -> None:
-    """Validate a policy file; print its grades, rules, owners catalog, routes and integrations."""
+def check(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="Tenant policy YAML (merged over the shipped "
+                                                                       "default)."),
+    keywords: Optional[Path] = typer.Option(None, exists=True, dir_okay=False,
+                                            help="Keyword library whose sensitive-topic kinds the policy must define; "
+                                                 "default LOSSGUARD_KEYWORDS_PATH."),
+    tenant: str = typer.Option("default", help="Tenant of the keyword library."),
+) -> None:
+    """Validate a policy file; print its grades, rules, kinds, owners catalog, routes and integrations."""
+    from features.keywords import KeywordLibrary
     from serving.policy import GRADE_ZH, Policy
 
     policy = Policy.load(file)  # a PolicyError names the key path and exits 2
+    library_path = keywords or settings.keywords_path
+    policy.check_keyword_kinds(KeywordLibrary.load(library_path, tenant).kinds(), f"关键词库 {library_path}")
     typer.secho(f"策略有效: {' + '.join(policy.sources)}", fg=typer.colors.GREEN)
     typer.echo("等级 (处理时限 / 再次提醒):")
     for grade, spec in policy.grades.items():
         rules = [rule.id for rule in policy.rules if rule.grade == grade]
         typer.echo(f"  {GRADE_ZH[grade]} {grade:6s} {spec.deadline_hours:g} 小时 / {spec.renotify_minutes:g} 分钟  "
                    f"规则 {len(rules)} 条: {', '.join(rules)}")
+    listening = policy.listening
+    typer.echo("舆情监测: " + (f"外部渠道负面帖子至少{GRADE_ZH[listening.grade]}色预警"
+                              + (f" (负面概率 ≥ {listening.min_p_neg:g} 亦算负面)" if listening.min_p_neg else "")
+                              if listening.warn_negative_external else "关闭"))
+    typer.echo(f"敏感话题类别 ({len(policy.keyword_kinds)}; 关键词库 {library_path} 的类别均已定义):")
+    for name, kind in policy.keyword_kinds.items():
+        routes = [r.name for r in policy.co_owner_routes if name in r.match.keyword_kinds]
+        owners = [s.name for r in policy.co_owner_routes if name in r.match.keyword_kinds for s in r.owners]
+        rules = [r.id for r in policy.rules if name in r.applies_to.keyword_kinds]
+        actions = sum(len(e.actions) for e in policy.playbook if name in e.match.keyword_kinds)
+        typer.echo(f"  {name}: {kind.title} (严重度 ≥ {kind.severity} 起算)  路由 {', '.join(routes) or '—'} → "
+                   f"{', '.join(dict.fromkeys(owners)) or '—'}; 规则 {', '.join(rules) or '—'}; 行动 {actions} 条")
     typer.echo(f"负责人目录 ({len(policy.owners)}):")
-    used = {spec.name for route in policy.routes for spec in route.owners} | {s.name for s in policy.default_owners}
+    used = ({spec.name for route in policy.routes for spec in route.owners} | {s.name for s in policy.default_owners}
+            | {a.owner for entry in policy.playbook for a in entry.actions if a.owner})
     for name, spec in policy.owners.items():
-        unused = "" if name in used else "  (未被任何路由引用)"
+        unused = "" if name in used else "  (未被任何路由或行动引用)"
         typer.echo(f"  {name}: {spec.title} (职能 {spec.function}, 范围 {spec.scope}){unused}")
-    typer.echo(f"路由 ({len(policy.routes)}, 默认负责人: {', '.join(s.name for s in policy.default_owners)}):")
-    for route in policy.routes:
-        owners = ", ".join(spec.name for spec in route.owners) or "—"
-        typer.echo(f"  {route.name}: 负责人 {owners}{'  (continue)' if route.continue_matching else ''}")
+    typer.echo(f"职能路由 (第一个匹配; 职能模型置信度 ≥ {policy.function_confidence:g} 时生效, 否则默认负责人: "
+               f"{', '.join(s.name for s in policy.default_owners)}):")
+    for route in policy.functional_routes:
+        typer.echo(f"  {route.name}: 负责人 {', '.join(spec.name for spec in route.owners)}")
+    typer.echo("协同路由 (每个匹配的路由都增派):")
+    for route in policy.co_owner_routes:
+        typer.echo(f"  {route.name}: 负责人 {', '.join(spec.name for spec in route.owners) or '—'}")
     configured = [name for name, url in policy.webhooks.items() if url]
     typer.echo(f"行动手册 {len(policy.playbook)} 条; 集成: {', '.join(policy.webhooks) or '—'} "
                f"(已配置地址: {', '.join(configured) or '无'})")
@@ -47,7 +72,9 @@ def check(file: Path = typer.Argument(..., exists=True, dir_okay=False, help="Te
 def test(
     event: Path = typer.Option(..., exists=True, dir_okay=False,
                                help="JSON of one event's risk inputs (RiskInput fields: subject, event_kind, "
-                                    "p_neg, sentiment_label, loss_type, function, keyword_hits, reach_p90, ...)."),
+                                    "text, p_neg, sentiment_label, loss_type, function, function_confidence, "
+                                    "keyword_hits (with kind; found in `text` by the keyword library when "
+                                    "absent), reach_p90, ...)."),
     policy_file: Optional[Path] = typer.Option(None, "--policy", exists=True, dir_okay=False,
                                                help="Tenant policy YAML; default LOSSGUARD_POLICY_PATH."),
     org: Optional[Path] = typer.Option(None, exists=True, file_okay=False,
@@ -55,8 +82,7 @@ def test(
                                             "people; without it the owners are listed as the policy names them."),
 ) -> None:
     """Print what the policy does with one event: rules fired, grade, routes, owners, actions and deadline."""
-    from serving.policy import Policy
-    from serving.rules import RiskInput, evaluate
+    from serving.rules import Policy, RiskInput, evaluate
 
     policy = Policy.load(policy_file or settings.policy_path)
     try:
@@ -69,6 +95,10 @@ def test(
     if unknown:
         raise InputError(f"{unknown[0]}: 不是 RiskInput 的字段; 可用: {', '.join(RiskInput.__dataclass_fields__)}")
     raw.setdefault("subject", f"test:{event.stem}")
+    if "keyword_hits" not in raw and isinstance(raw.get("text"), str):  # as /assess does: the library finds them
+        from features.keywords import KeywordLibrary
+
+        raw["keyword_hits"] = KeywordLibrary.load(settings.keywords_path).find(raw["text"])
     if isinstance(raw.get("created_at"), str):
         try:
             raw["created_at"] = datetime.fromisoformat(raw["created_at"])
@@ -85,29 +115,41 @@ def test(
         typer.echo(f"  [{rule.grade}] {rule.id} {rule.name}")
     for reason in decision.reasons:
         typer.echo(f"  · {reason}")
+    if risk.keyword_hits:
+        typer.echo("关键词: " + "、".join(f"{hit['term']}({hit.get('kind') or hit['category']} {hit['severity']})"
+                                        for hit in risk.keyword_hits))
+    if decision.keyword_kinds:
+        kinds = policy.keyword_kinds
+        typer.echo(f"敏感话题类别: {', '.join(f'{k} {kinds[k].title}' for k in decision.keyword_kinds)}")
+    typer.echo(f"路由所依据的职能: {decision.function} (职能模型置信度 {risk.function_confidence:.2f}, "
+               f"阈值 {policy.function_confidence:g})")
     typer.echo(f"匹配的路由: {', '.join(decision.routes) or '无 (默认负责人)'}")
     typer.echo("负责人:")
-    for spec in decision.owner_specs:
-        typer.echo(f"  {spec.name}: {spec.title} (职能 {spec.function})")
+    for owner in decision.owners:
+        role = "职能负责" if owner.role == "functional" else "协同负责"
+        typer.echo(f"  {owner.spec.name}: {owner.spec.title} ({role}, 职能 {owner.spec.function}) — {owner.why}")
+    for note in decision.notes:
+        typer.echo(f"  注: {note}")
     if org is not None:
         _print_people(decision, risk, org)
     typer.echo("建议行动:")
     for action in decision.actions:
-        due = f", {action.due_hours:g} 小时内" if action.due_hours else ""
         system = f" [{action.system}]" if action.system else ""
-        typer.echo(f"  - {action.text}{system}{due}")
+        typer.echo(f"  - {action.text}{system} (负责: {action.owner_title}, {action.due_hours:g} 小时内)")
 
 
 def _print_people(decision, risk, folder: Path) -> None:
-    from serving.owners import OrgChart, resolve_owners
     from features.tables import read_table
+    from serving.owners import OrgChart, resolve_owners
 
     units = read_table(folder / "org_units.parquet")
     employees = read_table(folder / "employees.parquet") if (folder / "employees.parquet").exists() else None
     owners = resolve_owners(decision, risk, OrgChart.from_frame(units, employees))
-    for label, people in (("职能负责人", owners.functional), ("直接责任", owners.direct),
-                          ("管理责任", owners.management), ("分管领导", [owners.executive] if owners.executive else [])):
+    for label, people in (("职能负责人", owners.functional), ("协同负责人", owners.co_owners),
+                          ("直接责任", owners.direct), ("管理责任", owners.management),
+                          ("分管领导", [owners.executive] if owners.executive else [])):
         for person in people:
-            typer.echo(f"  {label}: {person.employee_id} {person.role} ({person.unit_name})")
+            typer.echo(f"  {label}: {person.employee_id} {person.role} ({person.unit_name}) — {person.why}")
     for note in owners.notes:
-        typer.echo(f"  注: {note}")
+        if note not in decision.notes:
+            typer.echo(f"  注: {note}")

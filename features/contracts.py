@@ -23,6 +23,8 @@ FUNCTIONS = (
     "marketing", "customer_service", "hr", "rd", "legal", "production", "sales", "management", "culture",
 )
 TEXT_FUNCTIONS = FUNCTIONS[:-1] + ("none",)  # labels of the function classifier (culture is an org function)
+FUNCTION_ZH = {"marketing": "市场", "customer_service": "客服", "hr": "人力资源", "rd": "研发", "legal": "法务",
+               "production": "生产", "sales": "销售", "management": "管理", "culture": "企业文化", "none": "无"}
 POST_CHANNELS = (
     "weibo", "xiaohongshu", "douyin", "maimai", "zhihu", "employee_forum", "wechat_group", "news", "app_review",
 )

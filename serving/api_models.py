@@ -5,7 +5,7 @@ only sees well-formed values. The cross-field checks that pydantic cannot expres
 not from the future, duplicate snapshots) are validators here, per request: batched requests must not fail
 someone else's call.
 """
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal, Optional
 
 from bentoml.validators import ContentType
@@ -29,12 +29,12 @@ EmployeeBase = pydantic_model("Employee")
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def _utc(moment: datetime) -> datetime:
     """Naive times are taken as UTC (the store's convention); aware ones are converted."""
-    return moment.astimezone(timezone.utc).replace(tzinfo=None) if moment.tzinfo else moment
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
 def _not_future(moment: Optional[datetime], field: str) -> None:
@@ -157,6 +157,7 @@ class KeywordHit(BaseModel):
     term: str
     canonical: str
     category: str
+    kind: Optional[str] = Field(None, description="敏感话题的类别（leak、labour、safety …）；公司名与价值观为 null")
     severity: int
     start: int
     end: int
@@ -173,6 +174,7 @@ class SentimentOut(BaseModel):
     scores: Scores
     loss_type: str
     function: str
+    function_confidence: float = Field(description="职能模型对 function 的概率；低于策略阈值时按默认负责人路由")
     keyword_hits: list[KeywordHit]
 
 

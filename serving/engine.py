@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -59,7 +60,7 @@ class Engine:
         for name in MODEL_NAMES:
             try:
                 client.get_model_version_by_alias(name, "champion")
-            except Exception:  # MLflow raises several types for "no such model or alias"
+            except Exception:  # noqa: BLE001 - MLflow raises several types for "no such model or alias"
                 missing.append(name)
         if missing:
             raise ModelNotFound(
@@ -71,7 +72,7 @@ class Engine:
             raise Unavailable(f"{folder} 中缺少 {absent}: 请先运行 `make data` (或 `lossguard data generate`)")
 
     @classmethod
-    def from_settings(cls) -> "Engine":
+    def from_settings(cls) -> Engine:
         """Load every champion once (the preflight's message if one cannot be loaded)."""
         from features.keywords import KeywordLibrary
 
@@ -80,9 +81,11 @@ class Engine:
         folder = Path(settings.generated_dir)
         tables = {t: pd.read_parquet(folder / f"{t}.parquet") for t in ORG_TABLES}
         policy = Policy.load(settings.policy_path)
+        keywords = KeywordLibrary.load(settings.keywords_path)
+        policy.check_keyword_kinds(keywords.kinds(), f"关键词库 {settings.keywords_path}")  # else hits route nowhere
         engine = cls(
             models=models,
-            keywords=KeywordLibrary.load(settings.keywords_path),
+            keywords=keywords,
             policy=policy,
             chart=OrgChart.from_frame(tables["org_units"], tables["employees"]),
             store=WarningStore(settings.warnings_db, policy=policy, webhooks=WebhookDispatcher.from_policy(policy)),
@@ -101,13 +104,15 @@ class Engine:
         small batches /assess sends."""
         labels, probs = self._classify("sentiment", texts)
         loss_type, _ = self._classify("loss_type", texts)
-        function, _ = self._classify("function", texts)
+        function, function_probs = self._classify("function", texts)
         probs = np.round(probs, 4).tolist()
+        function_confidence = np.round(function_probs.max(axis=1), 4).tolist()  # routing follows it when confident
         order = [self.models["sentiment"].estimator.labels.index(label) for label in ("neg", "neu", "pos")]
         return [
             {"label": labels[i], "scores": {"neg": probs[i][order[0]], "neu": probs[i][order[1]],
                                             "pos": probs[i][order[2]]},
-             "loss_type": loss_type[i], "function": function[i], "keyword_hits": self.keywords.find(text)}
+             "loss_type": loss_type[i], "function": function[i], "function_confidence": function_confidence[i],
+             "keyword_hits": self.keywords.find(text)}
             for i, text in enumerate(texts)
         ]
 
@@ -123,7 +128,7 @@ class Engine:
             {"employee_id": e, "propensity": round(float(p), 4), "band": b, "band_zh": BAND_ZH.get(b, b),
              "drivers": list(d)}
             for e, p, b, d in zip(scored["employee_id"].astype(str), scored["propensity"], scored["band"],
-                                  scored["drivers"])
+                                  scored["drivers"], strict=True)
         ]
 
     def score_roster(self, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -161,7 +166,7 @@ class Engine:
         if not items:
             return []
         # Positions, not the callers' post ids, key the frames: one batch may hold the same post twice.
-        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        now = datetime.now(UTC).replace(tzinfo=None)
         # Only what the features read: a string column costs more to build (Arrow-backed) than the model to run.
         # A count the caller did not send is unknown (NaN), never 0: the features flag it.
         columns = {name: [] for name in ("post_id", "channel", "created_at", "author_followers", "author_verified",
@@ -226,7 +231,8 @@ class Engine:
                 prepared[i] = self._prepare(event)
             except LossguardError as exc:  # refused alone: the rest of the batch goes on
                 results[i] = exc
-        scores = dict(zip(prepared, self.score_texts([e.text for e in prepared.values()]))) if prepared else {}
+        texts = [e.text for e in prepared.values()]
+        scores = dict(zip(prepared, self.score_texts(texts), strict=True)) if prepared else {}
         spreads = self._spreads(prepared, scores, results)
         to_file: list[tuple[int, Any, RiskInput, Any]] = []
         for i, event in prepared.items():
@@ -245,12 +251,12 @@ class Engine:
                 filed = self.store.upsert_many([(d, r, o) for _, d, r, o in to_file])
             except Exception as exc:  # noqa: BLE001 - the batch's transaction failed: every event in it did
                 filed = [exc] * len(to_file)
-            for (i, _, _, _), outcome in zip(to_file, filed):
+            for (i, _, _, _), outcome in zip(to_file, filed, strict=True):
                 results[i] = outcome if isinstance(outcome, Exception) else \
                     self._answer(scores[i], spreads.get(i), self.warning_view(outcome.record))
         return results
 
-    def _spreads(self, prepared: dict[int, "_Event"], scores: dict[int, dict],
+    def _spreads(self, prepared: dict[int, _Event], scores: dict[int, dict],
                  results: list) -> dict[int, dict]:
         """Forecasts of the events that carry reposts, in one model call; if the batch holds a bad repost, each
         event is forecast alone so the error lands on the event that sent it."""
@@ -258,7 +264,7 @@ class Engine:
         items = {i: (self._post(prepared[i]), prepared[i].reposts, scores[i]["scores"]["neg"], scores[i]["loss_type"])
                  for i in wanted}
         try:
-            return dict(zip(wanted, self.forecast_many(list(items.values()))))
+            return dict(zip(wanted, self.forecast_many(list(items.values())), strict=True))
         except ContractError:
             pass
         spreads = {}
@@ -270,7 +276,7 @@ class Engine:
         return spreads
 
     @staticmethod
-    def _post(event: "_Event") -> dict:
+    def _post(event: _Event) -> dict:
         """What forecast_many reads of a post."""
         return {"channel": event.channel, "created_at": event.created, "author_followers": event.author_followers,
                 "internal": event.internal}
@@ -279,13 +285,13 @@ class Engine:
         return {"predictions": {"sentiment": scores, "spread": spread}, "warning": warning,
                 "model_versions": self.versions()}
 
-    def _prepare(self, event: dict) -> "_Event":
+    def _prepare(self, event: dict) -> _Event:
         kind, text = event["kind"], event["text"]
         identity = event.get("post_id") or event.get("complaint_id")
         internal = event.get("internal")
         return _Event(
             kind=kind, text=text, channel=event["channel"],
-            created=_naive_utc(event.get("created_at")) or _naive_utc(datetime.now(timezone.utc)),
+            created=_naive_utc(event.get("created_at")) or _naive_utc(datetime.now(UTC)),
             internal=event["channel"] in INTERNAL_CHANNELS if internal is None else bool(internal),
             department_id=self._department(event), employee_id=event.get("employee_id"),
             subject=f"{kind}:{identity or hashlib.sha1(text.encode('utf-8', 'surrogatepass')).hexdigest()[:16]}",
@@ -293,7 +299,7 @@ class Engine:
             reposts=event.get("reposts"),
         )
 
-    def _risk(self, event: "_Event", scores: dict, spread: dict | None) -> RiskInput:
+    def _risk(self, event: _Event, scores: dict, spread: dict | None) -> RiskInput:
         velocity = None
         if event.reposts:
             first_hour = event.created + timedelta(hours=1)
@@ -304,6 +310,7 @@ class Engine:
             employee_id=event.employee_id, sentiment_label=scores["label"], p_neg=scores["scores"]["neg"],
             loss_type=scores["loss_type"],
             function=scores["function"] if scores["function"] in TEXT_FUNCTIONS else "none",
+            function_confidence=min(max(float(scores["function_confidence"]), 0.0), 1.0),
             keyword_hits=scores["keyword_hits"],
             reach_p50=spread["p50"] if spread else None, reach_p90=spread["p90"] if spread else None,
             velocity_per_hour=velocity,

@@ -1,19 +1,21 @@
 """Owners: resolve a warning to concrete people from the org chart, so responsibility is never "someone in HR".
 
-Three kinds of responsibility (BRIEF): the functional owner who handles the loss type (企业文化岗, 客服主管, 法务 ...),
-direct responsibility (the employee or team the event is linked to) and management responsibility (heads up the
-chain; on red also the executive in charge, 分管领导). A unit without an active head never drops a level silently:
-the next head up answers for it and a note says so.
+Three kinds of responsibility (BRIEF): the functional owner of the responsible function (客服主管, 市场部负责人 ...)
+with the co-owners the policy adds (企业文化岗 for a culture loss, 法务 for a leak ...), direct responsibility (the
+employee or team the event is linked to) and management responsibility (heads up the chain; on red also the
+executive in charge, 分管领导). Every person carries `why` (in Chinese): the route and signal that put them there.
+A unit without an active head never drops a level silently: the next head up answers for it and a note says so.
 """
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
-from typing import Any, Collection
+from typing import Any
 
 import pandas as pd
 
-from features.errors import InputError
 from features.contracts import ORG_UNIT, validate
+from features.errors import InputError
 from serving.policy import OwnerSpec
 from serving.rules import Decision, RiskInput
 
@@ -38,6 +40,8 @@ class Person:
     unit_id: str | None
     unit_name: str
     role: str
+    why: str = ""  # why this person is on the warning (route and signal, or the chain of responsibility)
+    owner: str = ""  # the policy catalog's owner name, for functional owners and co-owners
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -51,10 +55,12 @@ class Owners:
     executive: Person | None = None
     escalation: list[Person] = field(default_factory=list)  # who is told next when nobody acknowledges in time
     notes: list[str] = field(default_factory=list)
+    co_owners: list[Person] = field(default_factory=list)  # added by loss-type, keyword-kind and action routes
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "functional": [p.as_dict() for p in self.functional],
+            "co_owners": [p.as_dict() for p in self.co_owners],
             "direct": [p.as_dict() for p in self.direct],
             "management": [p.as_dict() for p in self.management],
             "executive": self.executive.as_dict() if self.executive else None,
@@ -86,9 +92,10 @@ class OrgChart:
         self.employees = employees
 
     @classmethod
-    def from_frame(cls, org_units: pd.DataFrame, employees: pd.DataFrame | None = None) -> "OrgChart":
+    def from_frame(cls, org_units: pd.DataFrame, employees: pd.DataFrame | None = None) -> OrgChart:
         clean = validate(org_units, ORG_UNIT, strict=True).frame
-        parents = {unit_id: _clean(parent) for unit_id, parent in zip(clean["unit_id"], clean["parent_id"])}
+        parents = {unit_id: _clean(parent)
+                   for unit_id, parent in zip(clean["unit_id"], clean["parent_id"], strict=True)}
         for row, parent in enumerate(parents.values()):
             if parent is not None and parent not in parents:
                 raise OrgChartError(f"第 {row} 行 字段 parent_id: 未知上级部门 {parent!r}")
@@ -204,9 +211,38 @@ def _unique(people: list[Person | None], exclude: Collection[str] = ()) -> list[
     return out
 
 
+def _policy_owners(decision: Decision, linked: str | None, chart: OrgChart, notes: list[str]
+                   ) -> tuple[list[Person], list[Person]]:
+    """The people behind the policy's owners, functional and co-owners apart; one person named by two owners
+    (a small org's HR head is also its recruiter) is listed once, with both reasons."""
+    people: dict[str, list[Person]] = {"functional": [], "co_owner": []}
+    seen: dict[str, tuple[str, int]] = {}
+    for routed in decision.owners:
+        spec = routed.spec
+        unit = chart.functional_unit(spec, linked, notes)
+        if unit is None:
+            continue
+        head = chart.answering(unit.unit_id, notes)[0][1]
+        if head is None:
+            continue
+        if head.employee_id in seen:
+            role, index = seen[head.employee_id]
+            first = people[role][index]
+            if routed.why not in first.why:
+                people[role][index] = Person(first.employee_id, first.unit_id, first.unit_name, first.role,
+                                             f"{first.why}；另：{routed.why}", first.owner)
+            continue
+        title = spec.title if head.unit_id == unit.unit_id else f"{head.unit_name}负责人（代{spec.title}）"
+        seen[head.employee_id] = (routed.role, len(people[routed.role]))
+        people[routed.role].append(Person(head.employee_id, head.unit_id, head.unit_name, title, routed.why,
+                                          spec.name))
+    return people["functional"], people["co_owner"]
+
+
 def resolve_owners(decision: Decision, risk: RiskInput, chart: OrgChart) -> Owners:
-    """Name the people: functional owners, direct and management responsibility, and 分管领导 on red."""
-    notes: list[str] = []
+    """Name the people: functional owners and co-owners, direct and management responsibility, and 分管领导 on red;
+    each with why they are there."""
+    notes: list[str] = list(decision.notes)
     linked = risk.department_id
     employee = chart.employees.get(risk.employee_id) if risk.employee_id and chart.employees is not None else None
     if risk.employee_id and chart.employees is not None and employee is None:
@@ -217,28 +253,20 @@ def resolve_owners(decision: Decision, risk: RiskInput, chart: OrgChart) -> Owne
         notes.append(f"未知部门 {linked!r}，无法沿组织架构定位管理责任")
         linked = None
 
-    functional = []
-    for spec in decision.owner_specs:
-        unit = chart.functional_unit(spec, linked, notes)
-        if unit is None:
-            continue
-        head = chart.answering(unit.unit_id, notes)[0][1]
-        if head is not None:
-            role = spec.title if head.unit_id == unit.unit_id else f"{head.unit_name}负责人（代{spec.title}）"
-            functional.append(Person(head.employee_id, head.unit_id, head.unit_name, role))
-    functional = _unique(functional)
+    functional, co_owners = _policy_owners(decision, linked, chart, notes)
 
     direct: list[Person] = []
     chain: list[tuple[Unit, Person | None]] = []
     if risk.employee_id:
         unit_name = chart.units[linked].name if linked else "未知部门"
         role = (employee.role if employee else None) or "员工（经办人/发布者）"
-        direct = [Person(risk.employee_id, linked, unit_name, role)]
+        direct = [Person(risk.employee_id, linked, unit_name, role, "直接责任：事件关联的员工（经办人/发布者）")]
         if linked is not None:
             chain = chart.answering(linked, notes)
     elif linked is not None:
         chain = chart.answering(linked, notes)
-        direct = _unique([chain[0][1]])  # the linked team, represented by the person answering for it
+        team = chain[0][1]  # the linked team, represented by the person answering for it
+        direct = _unique([_why(team, f"直接责任：事件关联的团队「{chain[0][0].name}」的负责人")])
         chain = chain[1:]
     else:
         notes.append("事件未关联部门或员工，无法确定直接责任人")
@@ -249,18 +277,27 @@ def resolve_owners(decision: Decision, risk: RiskInput, chart: OrgChart) -> Owne
     management = _unique([person for unit, person in chain if unit.level >= 2], exclude)
     if not management:
         management = _unique([person for _, person in chain], exclude)[:1]
+    management = [_why(p, f"管理责任：「{p.unit_name}」负责人，直接责任人的上级") for p in management]
     division_head = next((p for u, p in chain if u.level == 1 and p is not None), None)
     company_head = next((p for u, p in chain if u.level == 0 and p is not None), None)
 
     executive = None
     if decision.grade == "red":
+        supervision = "红色预警：分管领导承担督办（监督）责任"
         if division_head is not None:
-            executive = Person(division_head.employee_id, division_head.unit_id, division_head.unit_name, "分管领导")
+            executive = Person(division_head.employee_id, division_head.unit_id, division_head.unit_name, "分管领导",
+                               supervision)
         elif company_head is not None:
             notes.append("未找到分管领导，由公司负责人承担")
             executive = Person(company_head.employee_id, company_head.unit_id, company_head.unit_name,
-                               "公司负责人（代分管领导）")
+                               "公司负责人（代分管领导）", supervision)
         else:
             notes.append("未找到分管领导或公司负责人")
     escalation = _unique(management + [division_head, company_head], exclude)
-    return Owners(functional, direct, management, executive, escalation, list(dict.fromkeys(notes)))
+    return Owners(functional, direct, management, executive, escalation, list(dict.fromkeys(notes)), co_owners)
+
+
+def _why(person: Person | None, why: str) -> Person | None:
+    if person is None:
+        return None
+    return Person(person.employee_id, person.unit_id, person.unit_name, person.role, why, person.owner)

@@ -6,7 +6,7 @@ explanations too (a pay driver quotes the pay ratio, so a caller who may not rea
 """
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import pandas as pd
 
@@ -39,6 +39,7 @@ def warning_view(record, policy: Policy, chart: OrgChart, audit: Iterable | None
         if record.department_id in chart.units else None,
         "text": record.text, "reasons": list(decision.get("reasons", [])),
         "actions": [a["text"] for a in decision.get("actions", [])],
+        "action_items": _action_items(decision.get("actions", []), record.owners or {}, record.created_at),
         "owners": _owner_labels(record.owners or {}), "deadline": _iso(record.deadline_at),
         "created_at": _iso(record.created_at), "updated_at": _iso(record.updated_at),
         "events_count": record.events_count, "muted": record.muted_reason,
@@ -107,6 +108,25 @@ def _iso(value) -> str | None:
         else pd.Timestamp(value).isoformat()
 
 
+def _action_items(actions: list[dict], owners: dict, created_at) -> list[dict]:
+    """Each action with who does it (the person behind its catalog owner when the warning names one) and by when
+    (counted from when the warning was opened)."""
+    people = {p.get("owner"): p for group in ("functional", "co_owners") for p in owners.get(group, [])
+              if p.get("owner")}
+    items = []
+    for action in actions:
+        person = people.get(action.get("owner"))
+        due = action.get("due_hours")
+        items.append({
+            "text": action["text"], "system": action.get("system"), "owner": action.get("owner"),
+            "owner_title": action.get("owner_title"), "employee_id": person["employee_id"] if person else None,
+            "owner_label": f"{person['role']} {person['employee_id']}" if person else action.get("owner_title"),
+            "due_hours": due, "due_at": _iso(pd.Timestamp(created_at) + pd.Timedelta(hours=due))
+            if due and created_at is not None else None,
+        })
+    return items
+
+
 def _owner_labels(owners: dict) -> dict:
     def label(person: dict | None) -> dict | None:
         if not person:
@@ -115,6 +135,7 @@ def _owner_labels(owners: dict) -> dict:
 
     return {
         "functional": [label(p) for p in owners.get("functional", [])],
+        "co_owners": [label(p) for p in owners.get("co_owners", [])],
         "direct": [label(p) for p in owners.get("direct", [])],
         "management": [label(p) for p in owners.get("management", [])],
         "executive": label(owners.get("executive")),

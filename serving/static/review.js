@@ -54,12 +54,24 @@ function showCountdown(node, warning) {
 
 function ownerLines(owners) {
   const lines = [];
-  for (const p of owners.functional || []) lines.push(`职能负责: ${p.label}（${p.unit_name}）`);
-  for (const p of owners.direct || []) lines.push(`直接责任: ${p.label}（${p.unit_name}）`);
-  for (const p of owners.management || []) lines.push(`管理责任: ${p.label}（${p.unit_name}）`);
-  if (owners.executive) lines.push(`分管领导: ${owners.executive.label}（${owners.executive.unit_name}）`);
+  const line = (kind, p) => `${kind}: ${p.label}（${p.unit_name}）${p.why ? ` — ${p.why}` : ""}`;
+  for (const p of owners.functional || []) lines.push(line("职能负责", p));
+  for (const p of owners.co_owners || []) lines.push(line("协同负责", p));
+  for (const p of owners.direct || []) lines.push(line("直接责任", p));
+  for (const p of owners.management || []) lines.push(line("管理责任", p));
+  if (owners.executive) lines.push(line("分管领导", owners.executive));
   for (const note of owners.notes || []) lines.push(`说明: ${note}`);
   return lines.length ? lines : ["未能确定责任人"];
+}
+
+function actionLines(w) {
+  const items = w.action_items || w.actions.map((text) => ({ text }));
+  return items.map((a) => {
+    const who = a.owner_label ? `负责: ${a.owner_label}` : "";
+    const due = a.due_at ? `截止 ${new Date(a.due_at).toLocaleString("zh-CN")}` : "";
+    const tail = [who, due].filter(Boolean).join("，");
+    return tail ? `${a.text}（${tail}）` : a.text;
+  });
 }
 
 function meta(w) {
@@ -102,7 +114,7 @@ function renderDetail(w) {
   $(".text", box).textContent = w.text;
   fillList($(".reasons", box), w.reasons);
   fillList($(".owners", box), ownerLines(w.owners));
-  fillList($(".actions", box), w.actions.length ? w.actions : ["无"]);
+  fillList($(".actions", box), w.actions.length ? actionLines(w) : ["无"]);
   fillList($("#audit"), (w.audit || []).map((e) =>
     `${new Date(e.at).toLocaleString("zh-CN")} ${e.actor} ${e.action_zh}` +
     (e.before_status && e.after_status !== e.before_status ? `（${STATUS_ZH[e.before_status]} → ${STATUS_ZH[e.after_status]}）` :

@@ -17,7 +17,7 @@ ANNOUNCEMENT = "公司年会通知：12月20日晚六点在三楼多功能厅举
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def field_names(response) -> set[str]:
@@ -32,7 +32,7 @@ def test_sentiment_scores_each_text_with_keyword_hits(live):
     assert response.status_code == 200, response.text
     results = response.json()
     assert len(results) == 3
-    for text, result in zip(texts, results):
+    for text, result in zip(texts, results, strict=True):
         assert result["label"] in ("neg", "neu", "pos")
         assert sum(result["scores"].values()) == pytest.approx(1.0, abs=1e-3)
         assert result["label"] == max(result["scores"], key=result["scores"].get)
@@ -63,6 +63,11 @@ def test_assess_culture_clash_files_a_warning_with_owners_and_deadline(live):
     assert live.org.unit_head in {p["employee_id"] for p in owners["management"]}  # its department head
     assert pd.Timestamp(warning["deadline"]) > pd.Timestamp.now(tz="UTC")
     assert warning["actions"]
+    people = owners["functional"] + owners["co_owners"] + owners["direct"] + owners["management"]
+    assert all(person["why"] for person in people)  # each says why it is on the warning
+    items = warning["action_items"]
+    assert [item["text"] for item in items] == warning["actions"]
+    assert all(item["owner"] and item["owner_label"] and item["due_at"] for item in items)
     assert set(result["model_versions"]) == {"sentiment", "loss_type", "function", "attrition", "spread"}
 
 

@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 
 from features.contracts import ContractError, RowError
+from features.errors import InputError, NotFound
 from features.keywords import KeywordLibrary
 from features.modelio import LoadedModel
 from serving.auth import Principal
-from features.errors import InputError, NotFound
 from serving.engine import Engine
 from serving.owners import OrgChart
 from serving.rules import Policy
@@ -21,12 +21,15 @@ from serving.store import WarningStore
 from serving.views import DRIVER_MASKED
 
 NEGATIVE = "负面"
+UNSURE = "拿不准"  # the function model's top guess (marketing) at probability 0.45
 
 
 class TextStandIn:
-    """Texts containing 负面 are negative culture/marketing; counts its calls."""
+    """Texts containing 负面 are negative culture/marketing (marketing at 0.45 when they also contain 拿不准);
+    counts its calls."""
 
-    LABELS = {"sentiment": ("neg", "neu", "pos"), "loss_type": ("culture", "none"), "function": ("marketing", "none")}
+    LABELS = {"sentiment": ("neg", "neu", "pos"), "loss_type": ("culture", "none"),
+              "function": ("marketing", "hr", "none")}
 
     def __init__(self, task: str):
         self.task, self.calls = task, 0
@@ -37,6 +40,10 @@ class TextStandIn:
         neg = np.array([NEGATIVE in t for t in texts])
         if self.task == "sentiment":
             return np.column_stack([np.where(neg, 0.95, 0.05), np.where(neg, 0.04, 0.9), np.where(neg, 0.01, 0.05)])
+        if self.task == "function":
+            unsure = np.array([UNSURE in t for t in texts])
+            return np.column_stack([np.where(unsure, 0.45, neg), np.where(unsure, 0.3, 0.0),
+                                    np.where(unsure, 0.25, ~neg)]).astype(float)
         return np.column_stack([neg, ~neg]).astype(float)
 
     def predict_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
@@ -56,7 +63,7 @@ class AttritionStandIn:
             "employee_id": frame["employee_id"].astype(str), "propensity": p,
             "band": np.where(p > 0.5, "high", "low"),
             "drivers": [[f"薪酬为职级带宽中位值的 {v:.0%}", f"近1个月加班时长 {o:.0f} 小时"]
-                        for v, o in zip(frame["pay_vs_band"], overtime)],
+                        for v, o in zip(frame["pay_vs_band"], overtime, strict=True)],
             "driver_features": [["pay_vs_band", "overtime_hours"]] * len(frame)})
 
 
@@ -110,7 +117,7 @@ def units(tables) -> dict[str, str]:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def event(text: str, department: str | None = None, **extra) -> dict:
@@ -188,6 +195,31 @@ def test_spread_and_velocity_feed_the_rules(engine, units):
     assert result["warning"]["grade"] == "red"  # value clash + P90 reach past 10,000
 
 
+def test_routing_follows_the_function_models_probability(engine, units):
+    """/assess passes the function model's probability into RiskInput: a confident guess names the function's
+    owner; a guess below the policy's threshold goes to the default owners, and the warning says why."""
+    sure = engine.assess(event(f"{NEGATIVE}：违背用户第一", units["child"], post_id="sure"))
+    unsure = engine.assess(event(f"{NEGATIVE}：{UNSURE}，违背用户第一", units["child"], post_id="unsure"))
+    assert sure["predictions"]["sentiment"]["function_confidence"] == 1.0
+    assert unsure["predictions"]["sentiment"]["function_confidence"] == 0.45
+    lead = sure["warning"]["owners"]["functional"][0]
+    assert lead["owner"] == "marketing_head" and "市场" in lead["why"]
+    fallback = unsure["warning"]["owners"]["functional"][0]
+    assert fallback["owner"] == "management_head" and "低于阈值" in fallback["why"]
+    assert any("由默认负责人" in note for note in unsure["warning"]["owners"]["notes"])
+    for warning in (sure["warning"], unsure["warning"]):  # culture loss: culture joins as a co-owner either way
+        assert "culture" in {p["owner"] for p in warning["owners"]["co_owners"]}
+        assert all(item["owner"] and item["due_at"] for item in warning["action_items"])
+
+
+def test_listening_warns_on_negative_outside_posts_without_keywords(engine, units):
+    outside = engine.assess(event(f"{NEGATIVE}：体验很差", units["child"], post_id="plain"))
+    inside = engine.assess(event(f"{NEGATIVE}：体验很差", units["child"], post_id="forum", channel="employee_forum"))
+    assert outside["predictions"]["sentiment"]["keyword_hits"] == []
+    assert outside["warning"]["grade"] == "blue" and "舆情监测" in outside["warning"]["reasons"][0]
+    assert inside["warning"] is None
+
+
 def test_department_is_inferred_from_the_employee(engine, tables, units):
     staff = tables["employees"]
     employee = staff[(staff["department_id"] == units["child"]) & staff["leave_date"].isna()].iloc[0]
@@ -214,7 +246,7 @@ def test_pay_and_performance_masked_in_values_and_explanations(engine, units):
     manager = engine.team_risk(units["marketing"], Principal("m", "manager", units["marketing"]))
     hr = engine.team_risk(units["marketing"], Principal("h", "hr_system"))
     assert manager["headcount"] == hr["headcount"] > 0
-    for masked, shown in zip(manager["employees"], hr["employees"]):
+    for masked, shown in zip(manager["employees"], hr["employees"], strict=True):
         assert masked["pay_vs_band"] == "***" and isinstance(shown["pay_vs_band"], float)
         assert masked["drivers"][0] == DRIVER_MASKED and shown["drivers"][0].startswith("薪酬")
         assert masked["drivers"][1] == shown["drivers"][1]

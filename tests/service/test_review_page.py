@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-
 pytestmark = [pytest.mark.service, pytest.mark.browser, pytest.mark.slow]
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -50,6 +49,8 @@ def test_manager_acknowledges_a_warning_and_sees_the_audit_entry(live, page):
     detail = page.locator("#detail")
     detail.locator(".status", has_text="待确认").wait_for()
     assert "管理责任" in detail.locator(".owners").inner_text()
+    assert "直接责任人的上级" in detail.locator(".owners").inner_text()  # why each person is there
+    assert "负责:" in detail.locator(".actions").inner_text() and "截止" in detail.locator(".actions").inner_text()
     assert detail.locator(".reasons li").count() == len(warning["reasons"])
     page.click("#ack")
 

@@ -7,9 +7,9 @@ import yaml
 from features.keywords import KeywordLibrary, KeywordLibraryError
 
 LIBRARY = {
-    "common": {"sensitive": [{"term": "数据安全", "severity": 3, "aliases": ["数据泄露"]},
-                             {"term": "泄露", "severity": 3},
-                             {"term": "加班", "severity": 1, "aliases": ["996"]}]},
+    "common": {"sensitive": {"leak": [{"term": "数据安全", "severity": 3, "aliases": ["数据泄露"]},
+                                      {"term": "泄露", "severity": 3}],
+                             "labour": [{"term": "加班", "severity": 1, "aliases": ["996"]}]}},
     "tenants": {
         "acme": {"companies": [{"name": "星启科技", "aliases": ["星启", "XQ科技"]}],
                  "values": [{"term": "用户第一", "severity": 3}, "创新"]},
@@ -26,9 +26,35 @@ def library() -> KeywordLibrary:
 def test_hits_carry_positions_in_the_original_text(library):
     text = "听说星启科技又要加班，还有数据泄露"
     hits = library.find(text)
-    assert [(h["term"], h["canonical"], h["category"], h["severity"]) for h in hits] == [
-        ("星启科技", "星启科技", "company", 1), ("加班", "加班", "sensitive", 1), ("数据泄露", "数据安全", "sensitive", 3)]
+    assert [(h["term"], h["canonical"], h["category"], h["kind"], h["severity"]) for h in hits] == [
+        ("星启科技", "星启科技", "company", None, 1), ("加班", "加班", "sensitive", "labour", 1),
+        ("数据泄露", "数据安全", "sensitive", "leak", 3)]
     assert all(text[h["start"]:h["end"]] == h["term"] for h in hits)
+
+
+def test_sensitive_topics_carry_their_kind_in_either_form():
+    """Grouped by kind, or a plain list with `kind:` on each entry; a tenant may add a kind of its own."""
+    grouped = KeywordLibrary.from_dict(LIBRARY, tenant="acme")
+    listed = KeywordLibrary.from_dict({"tenants": {"acme": {"sensitive": [
+        {"term": "数据安全", "severity": 3, "kind": "leak"},
+        {"term": "返利骗局", "severity": 2, "kind": "dealer_fraud"}]}}},
+        tenant="acme")
+    assert grouped.kinds() == {"leak", "labour"} and listed.kinds() == {"leak", "dealer_fraud"}
+    assert [(h["canonical"], h["kind"]) for h in listed.find("经销商说返利骗局，还有數據安全问题")] == [
+        ("返利骗局", "dealer_fraud"), ("数据安全", "leak")]
+
+
+def test_shipped_library_keeps_topics_of_different_kinds_apart():
+    """The issue's complaint: 投诉, 加班, 裁员, 欠薪, 食品安全, 性骚扰 were one category with 泄露; now each term of the
+    shipped library has exactly one kind, and leak holds only leak words."""
+    library = KeywordLibrary.load()
+    kind_of = {k.canonical: k.kind for k in library.keywords if k.category == "sensitive"}
+    assert {kind_of[t] for t in ("投诉", "加班", "裁员", "欠薪", "食品安全", "性骚扰")} == {
+        "exposure", "labour", "safety", "harassment"}
+    leak = {c for c, kind in kind_of.items() if kind == "leak"}
+    assert leak == {"数据安全", "泄露", "用户隐私", "商业秘密", "源代码"}
+    assert all(k.kind is None for k in library.keywords if k.category != "sensitive")
+    assert not library.find("产品界面又优化了，应届毕业生也能很快上手")  # 优化/毕业 alone are not layoffs
 
 
 def test_traditional_and_full_width_text_is_found_at_original_positions(library):
@@ -74,7 +100,14 @@ def test_shipped_library_loads_and_finds():
 
 
 @pytest.mark.parametrize("data, message", [
-    ({"tenants": {"acme": {"sensitive": ["泄密"]}}}, r"tenants\.acme\.sensitive\[0\].*severity"),
+    ({"tenants": {"acme": {"sensitive": {"leak": ["泄密"]}}}}, r"tenants\.acme\.sensitive\.leak\[0\].*severity"),
+    ({"tenants": {"acme": {"sensitive": [{"term": "泄密", "severity": 3}]}}},
+     r"tenants\.acme\.sensitive\[0\] \(泄密\).*必须给出类别 kind"),
+    ({"tenants": {"acme": {"sensitive": {"Leak Topic": [{"term": "泄密", "severity": 3}]}}}},
+     r"sensitive\.Leak Topic: 敏感话题类别应为小写英文标识"),
+    ({"tenants": {"acme": {"sensitive": {"leak": [{"term": "泄密", "severity": 3, "kind": "labour"}]}}}},
+     r"sensitive\.leak\[0\]: 未知的键 \['kind'\]"),
+    ({"tenants": {"acme": {"values": [{"term": "诚信", "kind": "leak"}]}}}, r"values\[0\]: 未知的键 \['kind'\]"),
     ({"tenants": {"acme": {"values": [{"term": "诚信", "severity": 5}]}}}, r"values\[0\] \(诚信\).*1、2 或 3"),
     ({"tenants": {"acme": {"topics": []}}}, "未知的分类"),
     ({"tenants": {}}, "tenants"),

@@ -133,7 +133,10 @@ def test_store_concerns_and_the_policy_import_one_way():
     for concern, targets in concerns.items():
         inside = {t.removeprefix("serving.store.") for t in targets if t.startswith("serving.store")}
         assert inside <= allowed[concern], f"serving.store.{concern} imports {sorted(inside - allowed[concern])}"
-    assert "serving.rules" not in GRAPH["serving.policy"]
+    chain = ["serving.policy_model", "serving.policy_parse", "serving.policy", "serving.routing", "serving.rules"]
+    for position, module in enumerate(chain):  # policy_model <- policy_parse <- policy <- routing <- rules
+        later = set(chain[position + 1:]) & GRAPH[module]
+        assert not later, f"{module} imports {sorted(later)}, which stand above it"
 
 
 @pytest.mark.parametrize("module", sorted(MODULES))

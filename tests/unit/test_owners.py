@@ -109,16 +109,30 @@ def test_departed_head_is_skipped_when_employees_are_known(policy):
 def test_recruiting_owner_is_found_by_unit_name(chart, policy):
     event = risk(channel="maimai", function="hr", loss_type="opportunity", department_id="R1")
     owners = resolve_owners(evaluate(event, policy), event, chart)
-    assert [(p.employee_id, p.role) for p in owners.functional] == [("E211", "HR 招聘")]
+    assert [(p.employee_id, p.role) for p in owners.functional] == [("E210", "HR 负责人")]
+    assert [(p.employee_id, p.role) for p in owners.co_owners] == [("E211", "HR 招聘")]
+    assert "招聘与雇主品牌" in owners.co_owners[0].why
 
 
-def test_leak_goes_to_legal_and_rd(chart, policy):
-    hit = {"term": "设计文档", "category": "sensitive", "severity": 3, "start": 0, "end": 4}
+def test_leak_goes_to_rd_with_legal_beside(chart, policy):
+    hit = {"term": "设计文档", "category": "sensitive", "kind": "leak", "severity": 3, "start": 0, "end": 4}
     event = risk(function="rd", keyword_hits=[hit], sentiment_label="neu", p_neg=0.1)
     owners = resolve_owners(evaluate(event, policy), event, chart)
-    assert [(p.employee_id, p.role) for p in owners.functional] == [("E230", "法务"), ("E240", "研发负责人")]
+    assert [(p.employee_id, p.role) for p in owners.functional] == [("E240", "研发负责人")]
+    assert [(p.employee_id, p.role) for p in owners.co_owners] == [("E230", "法务")]
+    assert "数据或文档泄露" in owners.co_owners[0].why and "设计文档" in owners.co_owners[0].why
+    assert "另" in owners.functional[0].why  # 研发负责人 is also the leak route's: both reasons are kept
     assert "事件未关联部门或员工，无法确定直接责任人" in owners.notes
     assert owners.management  # located through the functional owner's chain instead
+
+
+def test_every_person_says_why_they_are_there(chart, policy):
+    event = risk(employee_id="E112", department_id="M11", loss_type="culture", reach_p90=60000, velocity_per_hour=900)
+    owners = resolve_owners(evaluate(event, policy), event, chart)
+    people = owners.functional + owners.co_owners + owners.direct + owners.management + [owners.executive]
+    assert len(people) >= 6 and all(person.why for person in people)
+    assert owners.executive.why.startswith("红色预警") and owners.direct[0].why.startswith("直接责任")
+    assert all(p.owner in policy.owners for p in owners.functional + owners.co_owners)
 
 
 def test_unknown_department_is_noted_not_fatal(chart, policy):
@@ -141,7 +155,8 @@ def test_level_defaults_to_depth_when_absent():
 
 
 @pytest.mark.parametrize("rows, error, message", [
-    (UNITS + [("X1", "孤儿部门", "NOPE", None, "sales", 2)], OrgChartError, "第 12 行 字段 parent_id: 未知上级部门 'NOPE'"),
+    (UNITS + [("X1", "孤儿部门", "NOPE", None, "sales", 2)], OrgChartError,
+     "第 12 行 字段 parent_id: 未知上级部门 'NOPE'"),
     ([("A", "甲", "B", None, "sales", 1), ("B", "乙", "A", None, "sales", 1)], OrgChartError, "上级链存在环"),
     (UNITS[:1] + [("P1", "公关部", "C0", None, "pr", 1)], ContractError, "第 1 行 字段 function"),
 ])

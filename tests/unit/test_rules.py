@@ -7,7 +7,9 @@ from datetime import datetime
 import pandas as pd
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from features.contracts import LOSS_TYPES, POST_CHANNELS, SENTIMENTS, TEXT_FUNCTIONS
 from serving.rules import (
@@ -61,13 +63,32 @@ def test_default_policy_has_the_four_grades_with_default_deadlines(policy):
     ({"rules": [{"id": "fast_spread", "loss_types": ["money"]}]}, "rules.fast_spread.loss_types[0]: 取值 'money'"),
     ({"rules": [{"id": "new_rule", "name": "新规则", "grade": "red"}]}, "rules.new_rule.when: 缺少必填项"),
     ({"owners": {"pr": {"function": "pr", "title": "公关"}}}, "owners.pr.function: 取值 'pr'"),
-    ({"routing": {"routes": [{"name": "x", "match": {}, "owners": ["pr_head"]}]}},
-     "routing.routes[0].owners[0]: 未定义的负责人 'pr_head'"),
-    ({"routing": {"routes": [{"name": "x", "match": {}, "owners": [{"function": "hr", "title": "HR"}]}]}},
-     "routing.routes[0].owners[0]: 未定义的负责人"),
-    ({"routing": {"routes": [{"name": "x", "match": {}, "webhooks": {"opened": ["erp"]}}]}},
-     "routing.routes[0].webhooks.opened[0]: 取值 'erp'"),
+    ({"routing": {"co_owners": [{"name": "x", "match": {}, "owners": ["pr_head"]}]}},
+     "routing.co_owners[0].owners[0]: 未定义的负责人 'pr_head'"),
+    ({"routing": {"co_owners": [{"name": "x", "match": {}, "owners": [{"function": "hr", "title": "HR"}]}]}},
+     "routing.co_owners[0].owners[0]: 未定义的负责人"),
+    ({"routing": {"co_owners": [{"name": "x", "match": {}, "webhooks": {"opened": ["erp"]}}]}},
+     "routing.co_owners[0].webhooks.opened[0]: 取值 'erp'"),
+    ({"routing": {"routes": []}}, "routing.routes: 已拆分为 routing.functional"),
+    ({"routing": {"functional": [{"name": "x", "match": {"loss_types": ["culture"]}, "owners": ["culture"]}]}},
+     "routing.functional[0].match.functions: 职能路由必须按责任职能"),
+    ({"routing": {"function_confidence": 1.5}}, "routing.function_confidence: 应为 0 到 1"),
+    # a kind nobody defined is refused wherever it is named
+    ({"routing": {"co_owners": [{"name": "x", "match": {"keyword_kinds": ["leek"]}, "owners": ["legal"]}]}},
+     "routing.co_owners[0].match.keyword_kinds[0]: 未定义的敏感话题类别 'leek'"),
+    ({"playbook": [{"match": {"keyword_kinds": ["leak", "fraud"]}, "actions": [{"text": "核查"}]}]},
+     "playbook[0].match.keyword_kinds[1]: 未定义的敏感话题类别 'fraud'"),
+    ({"rules": [{"id": "leak_severe", "keyword_kinds": ["secrets"]}]},
+     "rules.leak_severe.keyword_kinds[0]: 未定义的敏感话题类别 'secrets'"),
+    ({"keyword_kinds": {"Leak!": {"name": "泄露"}}}, "keyword_kinds.Leak!: 类别应为小写英文标识"),
+    ({"keyword_kinds": {"fraud": {"name": "欺诈", "severity": 4}}}, "keyword_kinds.fraud.severity: 应为 1、2 或 3"),
     ({"playbook": [{"match": {}, "actions": [{"text": "回应 {who}"}]}]}, "playbook[0].actions[0].text: 模板只能使用"),
+    ({"playbook": [{"match": {}, "actions": [{"text": "回应", "owner": "ceo"}]}]},
+     "playbook[0].actions[0].owner: 未定义的负责人 'ceo'"),
+    ({"listening": {"grade": "purple"}}, "listening.grade: 取值 'purple'"),
+    ({"listening": {"min_p_neg": 2}}, "listening.min_p_neg: 应为 0 到 1"),
+    ({"rules": [{"id": "listening_negative_external", "name": "x", "grade": "red", "when": {"p_neg": 0.1}}]},
+     "rules.listening_negative_external.id: 以 listening_negative_external 开头的 id 留给"),
     ({"webhooks": {"crm": {"url": "ftp://crm"}}}, "webhooks.crm.url: 应以 http://"),
     ({"grouping": {"window_minutes": "soon"}}, "grouping.window_minutes: 应为正数"),
     ({"channel_names": {"tiktok": "抖音国际"}}, "channel_names.tiktok: 未知配置项"),
@@ -103,7 +124,7 @@ def test_tenant_override_merges_over_default(tmp_path, policy):
     assert len(tenant.rules) == len(policy.rules)  # one disabled, one added
     assert len(tenant.sources) == 2
     assert evaluate(post(velocity_per_hour=60), tenant).grade == "orange"
-    assert evaluate(post(velocity_per_hour=60), policy) is None
+    assert evaluate(post(velocity_per_hour=60), policy).grade == "blue"  # listening's floor, not fast_spread
 
 
 # --- grading and reasons ----------------------------------------------------------------------------------------
@@ -131,13 +152,25 @@ def test_grade_grows_with_spread_and_lower_rules_stay_recorded(policy):
     assert decision.label == "红色预警（I级）· 声誉损失"
 
 
-def test_keyword_reason_names_the_term(policy):
-    hit = {"term": "数据安全", "category": "sensitive", "severity": 3, "start": 0, "end": 4}
+def test_keyword_reason_names_the_term_and_its_kind(policy):
+    hit = {"term": "数据安全", "category": "sensitive", "kind": "leak", "severity": 3, "start": 0, "end": 4}
     decision = evaluate(post(sentiment_label="neu", p_neg=0.2, keyword_hits=[hit], internal=True), policy)
-    assert decision.grade == "orange"
-    assert any("敏感话题关键词严重度为 3（「数据安全」）" in reason for reason in decision.reasons)
-    assert "数据或文档泄露" in decision.routes
-    assert {spec.function for spec in decision.owner_specs} == {"legal", "rd"}
+    assert decision.grade == "orange" and "leak_severe" in [rule.id for rule in decision.fired]
+    assert any("敏感话题关键词严重度为 3（数据或文档泄露：「数据安全」）" in reason for reason in decision.reasons)
+    assert "数据或文档泄露" in decision.routes and decision.keyword_kinds == ("leak",)
+    assert [(o.spec.function, o.role) for o in decision.owners] == [
+        ("marketing", "functional"), ("legal", "co_owner"), ("rd", "co_owner")]
+
+
+def test_a_kind_rule_reads_only_its_kind():
+    """欠薪 (labour, 3) beside a mild leak word (1) is no severe leak: the leak rule reads leak hits only."""
+    policy = Policy.load()
+    wages = {"term": "欠薪", "category": "sensitive", "kind": "labour", "severity": 3}
+    mild_leak = {"term": "外泄", "category": "sensitive", "kind": "leak", "severity": 1}
+    fired = {rule.id for rule in evaluate(post(keyword_hits=[wages, mild_leak]), policy).fired}
+    assert "sensitive_topic" in fired and not fired & {"leak_severe", "leak_public"}
+    leak = dict(mild_leak, severity=3)
+    assert "leak_severe" in {rule.id for rule in evaluate(post(keyword_hits=[wages, leak]), policy).fired}
 
 
 def test_unclassified_loss_type_falls_back_by_event_kind_and_says_so(policy):
@@ -192,9 +225,11 @@ def test_numpy_scalars_from_pandas_become_plain_numbers():
 # --- monotonicity: raising any single risk input never lowers the grade -----------------------------------------
 
 optional_amount = st.one_of(st.none(), st.floats(0, 100_000, allow_nan=False))
-keyword_hit = st.builds(lambda category, severity: {"term": f"词{severity}", "category": category,
-                                                     "severity": severity, "start": 0, "end": 2},
-                        st.sampled_from(KEYWORD_CATEGORIES), st.integers(1, 3))
+KINDS = tuple(Policy.load().keyword_kinds) + ("tenant_kind",)  # an undefined kind must not break anything
+keyword_hit = st.builds(lambda category, kind, severity: {"term": f"词{severity}", "category": category,
+                                                           "kind": kind if category == "sensitive" else None,
+                                                           "severity": severity, "start": 0, "end": 2},
+                        st.sampled_from(KEYWORD_CATEGORIES), st.sampled_from(KINDS), st.integers(1, 3))
 
 risk_inputs = st.builds(
     RiskInput,
@@ -206,6 +241,7 @@ risk_inputs = st.builds(
     p_neg=st.floats(0, 1, allow_nan=False),
     loss_type=st.sampled_from(LOSS_TYPES),
     function=st.sampled_from(TEXT_FUNCTIONS),
+    function_confidence=st.floats(0, 1, allow_nan=False),
     keyword_hits=st.lists(keyword_hit, max_size=3),
     reach_p50=optional_amount,
     reach_p90=optional_amount,
@@ -270,6 +306,7 @@ random_rule = st.sampled_from(sorted(SIGNALS)).flatmap(
     "when": st.fixed_dictionaries({name: _threshold(name) for name in {picked[0], *picked[1]}}),
     "grade": st.sampled_from(GRADES),
     "event_kinds": st.lists(st.sampled_from(EVENT_KINDS), min_size=1, unique=True),
+    "keyword_kinds": st.lists(st.sampled_from(KINDS[:-1]), max_size=2, unique=True),
 }))
 
 

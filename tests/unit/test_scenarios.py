@@ -1,4 +1,5 @@
-"""The brief's scenarios 3, 5, 7 and 8, end to end through rules → owners → store (→ webhooks), without models."""
+"""The brief's scenarios 3, 4, 5, 7 and 8, end to end through rules → owners → store (→ webhooks), without models:
+each asserts the owners and actions the brief names."""
 from __future__ import annotations
 
 import json
@@ -9,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pandas as pd
 import pytest
 
+from features.keywords import KeywordLibrary
 from serving.owners import OrgChart, resolve_owners
 from serving.rules import Policy, RiskInput, evaluate
 from serving.store import WarningStore
@@ -88,10 +90,14 @@ def test_scenario_3_customer_service_remark_becomes_a_24h_work_order(tmp_path, c
         loss_type="reputation", function="customer_service")
     decision = evaluate(complaint, policy)
     assert (decision.loss_type, decision.grade, decision.deadline_hours) == ("reputation", "yellow", 24)
-    assert any("24 小时内回复客户" in action.text for action in decision.actions)
+    reply = next(action for action in decision.actions if "24 小时内回复客户" in action.text)
+    assert (reply.owner, reply.owner_title, reply.due_hours) == ("cs_supervisor", "客服主管", 24)  # the work order
+    assert all(action.owner and action.due_hours for action in decision.actions)
+    assert not any("保密" in action.text or "机密" in action.text for action in decision.actions)
 
     owners = resolve_owners(decision, complaint, chart)
     assert ids_roles(owners.functional) == [("E121", "客服主管")]
+    assert "客服" in owners.functional[0].why
     assert ids_roles(owners.direct) == [("E122", "客服专员")]  # direct responsibility: the agent
     assert owners.management[0].employee_id == "E121"  # management responsibility: the supervisor
 
@@ -108,6 +114,33 @@ def test_scenario_3_customer_service_remark_becomes_a_24h_work_order(tmp_path, c
     assert [(e.action, e.actor) for e in trail] == [("open", "system"), ("assign", "E121"), ("resolve", "E121")]
     assert "话术复训" in trail[-1].after["resolution_notes"]
     assert store.verify_audit().ok
+
+
+def test_scenario_4_repeated_leaks_go_to_rd_and_legal_with_approval_and_training(tmp_path, chart, policy):
+    text = "研发中心又一份机密文件外泄：下载记录显示设计文档被存到个人电脑，文件密级标得太低，法务和研发从没一起培训过"
+    leak = RiskInput(
+        subject="post:forum-leak-3", event_kind="post", channel="employee_forum", internal=True, created_at=T0,
+        text=text, department_id="R11", sentiment_label="neg", p_neg=0.86, loss_type="opportunity", function="rd",
+        function_confidence=0.74, keyword_hits=KeywordLibrary.load().find(text))
+    decision = evaluate(leak, policy)
+    assert decision.keyword_kinds == ("leak",) and decision.grade == "orange"
+    assert "leak_severe" in [rule.id for rule in decision.fired]
+    by_text = {action.text: action for action in decision.actions}
+    approval = by_text["机密文件下载启用双人审批并收紧访问权限"]
+    training = by_text["法务与研发联合开展月度保密培训"]
+    assert approval.owner == "rd_head"
+    assert (training.owner, training.system, training.due_hours) == ("legal", "lms", 168)
+
+    owners = resolve_owners(decision, leak, chart)
+    assert ids_roles(owners.functional) == [("E240", "研发负责人")]  # R&D answers for its documents ...
+    assert ("E230", "法务") in ids_roles(owners.co_owners)  # ... with legal beside it, because of the leak
+    legal = next(p for p in owners.co_owners if p.employee_id == "E230")
+    assert "数据或文档泄露" in legal.why and "外泄" in legal.why
+
+    store = WarningStore(f"sqlite:///{tmp_path / 'w.db'}", policy=policy)
+    record = store.upsert_from_decision(decision, leak, owners, now=T0).record
+    assert record.deadline_at == T0 + timedelta(hours=4)
+    assert {p["employee_id"] for p in record.owners["co_owners"]} >= {"E230"}
 
 
 def test_scenario_5_one_incident_reaches_crm_pm_and_lms(tmp_path, chart, policy, receiver):
@@ -160,8 +193,13 @@ def test_scenario_7_overtime_post_on_a_job_forum_goes_to_hr_recruiting(tmp_path,
     assert "在脉脉原渠道公开回应，说明事实与整改措施" in texts
     assert any("招聘团队向候选人说明弹性工时" in text for text in texts)
 
+    recruiting = next(action for action in decision.actions if "招聘团队" in action.text)
+    assert recruiting.owner == "hr_recruiting" and recruiting.due_hours == 4
+    assert not any(action.system == "pm" for action in decision.actions)  # a hiring loss, not a partner project
+
     owners = resolve_owners(decision, post, chart)
-    assert ids_roles(owners.functional) == [("E211", "HR 招聘")]
+    assert ids_roles(owners.functional) == [("E210", "HR 负责人")]  # HR answers in the thread ...
+    assert ids_roles(owners.co_owners) == [("E211", "HR 招聘")]  # ... recruiting tells candidates the facts
     assert owners.management[0].employee_id == "E240"  # 后端组 has no head: 研发中心 answers, and it is noted
     assert any("「后端组」未设负责人" in note for note in owners.notes)
 
@@ -189,13 +227,15 @@ def test_scenario_8_culture_clash_names_marketing_head_culture_post_and_executiv
 
     owners = resolve_owners(decision, criticism, chart)
     assert ("E110", "市场部负责人") in ids_roles(owners.management)  # management responsibility
-    assert ("E220", "企业文化岗") in ids_roles(owners.functional)
+    assert ids_roles(owners.functional) == [("E110", "市场部负责人")]  # marketing owns the copy ...
+    assert ("E220", "企业文化岗") in ids_roles(owners.co_owners)  # ... culture joins it, it does not replace it
+    assert "文化损失" in next(p.why for p in owners.co_owners if p.employee_id == "E220")
     assert (owners.executive.employee_id, owners.executive.role) == ("E100", "分管领导")  # supervision
     assert ids_roles(owners.direct) == [("E112", "文案策划")]
 
-    texts = [action.text for action in decision.actions]
-    assert "收紧文案审批流程：未经文化审核不得提交发布" in texts
-    assert "开展季度文化健康度调查，跟踪员工认同度" in texts
+    by_text = {action.text: action for action in decision.actions}
+    assert by_text["收紧文案审批流程：未经文化审核不得提交发布"].owner == "marketing_head"  # culture review blocks
+    assert by_text["开展季度文化健康度调查，跟踪员工认同度"].owner == "culture"
     assert any(action.system == "lms" and "市场部" in action.text for action in decision.actions)
 
     store = WarningStore(f"sqlite:///{tmp_path / 'w.db'}", policy=policy)
