@@ -49,9 +49,13 @@ $(TRAIN_STAMP): $(DATA_STAMP)
 	$(LG) train all
 	@touch $(TRAIN_STAMP)
 
-serve: venv  ## Serve the BentoML service on 127.0.0.1:$(PORT)
+# Each instance gets its own BentoML home under the project: `bentoml serve` recreates its Prometheus multiprocess
+# folder there on start, so two instances sharing ~/bentoml left the first one's /metrics stale.
+INSTANCE_HOME ?= $(CURDIR)/bentoml_home/serve-$(PORT)
+
+serve: venv  ## Serve the BentoML service on 127.0.0.1:$(PORT) (its own BentoML home: bentoml_home/serve-$(PORT))
 	$(LG) keys bootstrap
-	$(VENV)/bin/bentoml serve serving.service:Lossguard --host 127.0.0.1 --port $(PORT)
+	BENTOML_HOME=$(INSTANCE_HOME) $(VENV)/bin/bentoml serve serving.service:Lossguard --host 127.0.0.1 --port $(PORT)
 
 run: train serve  ## venv + data + train + serve: the newcomer's first command
 

@@ -98,7 +98,7 @@ def build_events(n: int, repost_share: float, seed: int = 7) -> list[bytes]:
                 seen = stamps <= now
                 event["reposts"] = [{"timestamp": t.isoformat(), "user_followers": int(f), "region": clean(r)}
                                     for t, f, r in zip(stamps[seen], cascade["user_followers"][seen],
-                                                       cascade["region"][seen])]
+                                                       cascade["region"][seen], strict=True)]
         else:
             row = complaints.iloc[rng.randrange(len(complaints))]
             created = now - pd.Timedelta(minutes=rng.uniform(1, 60))
@@ -129,9 +129,10 @@ class Server:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env, self.log_path = env, log_path
+        # its own BentoML home: a shared one has its Prometheus folder recreated under a running service
+        self.env, self.log_path = {**env, "BENTOML_HOME": str(log_path.parent / f"bentoml-{self.port}")}, log_path
 
-    def __enter__(self) -> "Server":
+    def __enter__(self) -> Server:
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bentoml", "serve", "serving.service:Lossguard", "--host", "127.0.0.1",
@@ -182,7 +183,7 @@ async def post(session: aiohttp.ClientSession, url: str, body: bytes) -> bool:
         async with session.post(url, data=body) as response:
             await response.read()
             return response.status == 200
-    except (aiohttp.ClientError, asyncio.TimeoutError):
+    except (TimeoutError, aiohttp.ClientError):
         return False
 
 

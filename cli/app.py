@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import audit, data, feedback, keys, models, policy, predict
+from cli import audit, data, feedback, keys, models, policy, predict, store
 from cli.errors import LossguardGroup
 
 app = typer.Typer(help="Lossguard: 声誉/文化/潜在利益 隐性损失预警", no_args_is_help=True, add_completion=False,
@@ -20,6 +20,7 @@ app.add_typer(audit.app, name="audit")
 app.add_typer(keys.app, name="keys")
 app.add_typer(feedback.app, name="feedback")
 app.add_typer(policy.app, name="policy")
+app.add_typer(store.app, name="store")
 
 
 def main() -> None:  # pragma: no cover - console entry

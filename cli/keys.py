@@ -15,7 +15,7 @@ app = typer.Typer(help="API keys (hashed) for HR systems, managers and admins.",
 @app.command("create")
 def create(
     name: str = typer.Option(..., help="Who holds the key (a system or a person)."),
-    role: str = typer.Option(..., help="hr_system, manager or admin."),
+    role: str = typer.Option(..., help="hr_system, manager, monitor (/metrics only) or admin."),
     unit: Optional[str] = typer.Option(None, help="Org unit a manager may see (with everything below it)."),
 ) -> None:
     """Create an API key; it is printed once and only its hash is stored."""
@@ -32,7 +32,8 @@ def create(
 def bootstrap(
     out: Path = typer.Option(settings.generated_dir / "api_keys.txt", help="Where to write the demo keys."),
 ) -> None:
-    """First start: create an admin, an HR-system and a manager key (scoped to one department) if none exist."""
+    """First start: create an admin, an HR-system, a manager (scoped to one department) and a monitor key (for
+    Prometheus: /metrics only) if none exist."""
     import pandas as pd
 
     from serving.auth import KeyStore
@@ -46,7 +47,8 @@ def bootstrap(
     lines = [f"admin {store.create('admin', 'admin')}",
              f"hr_system {store.create('hr-system', 'hr_system')}",
              f"manager {store.create('manager-' + department['unit_id'], 'manager', department['unit_id'])} "
-             f"{department['unit_id']} {department['name']}"]
+             f"{department['unit_id']} {department['name']}",
+             f"monitor {store.create('prometheus', 'monitor')}"]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     out.chmod(0o600)

@@ -15,6 +15,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from features.errors import InputError
+from features.strict import api_type
 
 LOSS_TYPES = ("reputation", "culture", "opportunity", "none")
 LOSS_TYPE_ZH = {"reputation": "声誉", "culture": "文化", "opportunity": "潜在利益", "none": "无"}
@@ -347,29 +348,40 @@ def validate(
     return Validated(out.iloc[keep].reset_index(drop=True), errors, keep)
 
 
-_PY_TYPES = {"str": str, "text": str, "int": int, "float": float, "date": date, "datetime": datetime, "bool": bool}
+def pydantic_model(contract: Contract | str, *, optional_fields: Iterable[str] = (),
+                   extra_fields: dict[str, Any] | None = None) -> type[BaseModel]:
+    """The API's request model for a contract, generated from the same spec the batch validator uses.
 
-
-def pydantic_model(contract: Contract | str, *, optional_fields: Iterable[str] = ()) -> type[BaseModel]:
-    """The API's request model for a contract, generated from the same spec the batch validator uses."""
+    Strict (features.strict): values arrive as the JSON type their column names, dates as ISO-8601 text, and text
+    without control characters. Unknown fields are refused: a field the caller thinks we read but we ignore is a
+    silent bug. Columns a caller may leave out are declared optional (`optional_fields`, or required=False in the
+    contract); fields beyond the contract that a model declares (e.g. the extra features of an attrition model
+    trained on an export) are passed by name in `extra_fields` ({name: annotation}), each validated, never
+    `extra="allow"`.
+    """
     contract = CONTRACTS[contract] if isinstance(contract, str) else contract
     relaxed = set(optional_fields)
     definitions: dict[str, Any] = {}
     for col in contract.columns:
-        annotation: Any = Literal[col.choices] if col.kind == "category" else _PY_TYPES[col.kind]
+        required = col.required and col.name not in relaxed
+        if col.kind == "category":
+            annotation: Any = Literal[col.choices]
+        else:  # blank text counts as missing, as in validate()
+            annotation = api_type(col.kind, max_length=col.max_len,
+                                  min_length=1 if col.kind == "text" or (col.kind == "str" and required) else 0)
         constraints: dict[str, Any] = {"description": col.doc or None}
         if col.min is not None:
             constraints["ge"] = col.min
         if col.max is not None:
             constraints["le"] = col.max
-        if col.max_len is not None:
-            constraints["max_length"] = col.max_len
-        if col.kind == "text" or (col.kind == "str" and col.required and col.name not in relaxed):
-            constraints["min_length"] = 1  # blank counts as missing, as in validate()
-        if col.required and col.name not in relaxed:
+        if required:
             definitions[col.name] = (annotation, Field(..., **constraints))
         else:
             definitions[col.name] = (Optional[annotation], Field(None, **constraints))
+    for name, annotation in (extra_fields or {}).items():
+        if name in definitions:
+            raise ValueError(f"extra_fields: {name} 已是 {contract.name} 的字段")
+        definitions[name] = (Optional[annotation], Field(None))
     return create_model(
-        contract.name, __config__=ConfigDict(extra="allow", str_strip_whitespace=True), **definitions
+        contract.name, __config__=ConfigDict(extra="forbid", str_strip_whitespace=True), **definitions
     )

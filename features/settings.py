@@ -70,6 +70,19 @@ class Settings:
     keywords_path: Path = PROJECT_ROOT / "data" / "keywords.yaml"
     webhook_secret: str = "change-me"
     experiment: str = "lossguard"
+    # --- service security (README, "Security") ---
+    public_metrics: bool = False  # /metrics without a key (a monitor or admin key otherwise)
+    public_docs: bool = True  # /docs.json and /schema.json without a key: the integration contract
+    auth_fail_limit: int = 20  # unknown API keys per client within the window before 429
+    auth_fail_window_s: int = 60
+    max_reach: float = 1.1e9  # the most people a post can reach: China's internet users (CNNIC, 2024)
+    # The audit chain's HMAC keys: LOSSGUARD_AUDIT_KEYS (hex keys, oldest first, comma-separated; the last signs)
+    # or else the 0600 key file, created on first start. Anchors: signed checkpoints of the chain head, appended
+    # to a file per store in audit_anchor_dir (and POSTed to audit_anchor_url when set).
+    audit_keys: str = ""
+    audit_key_file: str = ""  # default: generated_dir/audit_keys
+    audit_anchor_dir: str = ""  # default: generated_dir/audit_anchors
+    audit_anchor_url: str = ""
 
     def __post_init__(self):
         # Fill the derived defaults after env overrides so that LOSSGUARD_MLFLOW_DIR moves the store too.
@@ -79,6 +92,10 @@ class Settings:
             object.__setattr__(self, "artifact_root", (self.mlflow_dir / "artifacts").as_uri())
         if not self.warnings_db:
             object.__setattr__(self, "warnings_db", f"sqlite:///{self.data_dir / 'generated' / 'warnings.db'}")
+        if not self.audit_key_file:
+            object.__setattr__(self, "audit_key_file", str(self.generated_dir / "audit_keys"))
+        if not self.audit_anchor_dir:
+            object.__setattr__(self, "audit_anchor_dir", str(self.generated_dir / "audit_anchors"))
 
 
 def load_settings() -> Settings:

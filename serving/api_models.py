@@ -1,31 +1,43 @@
 """The service's request and response models: what a caller may send, checked before any handler runs.
 
 Pydantic refuses bad input naming the field (the error bodies are shaped by serving.http_errors), so the Engine
-only sees well-formed values. The cross-field checks that pydantic cannot express as types (time order, a post
-not from the future, duplicate snapshots) are validators here, per request: batched requests must not fail
-someone else's call.
+only sees well-formed values. Every request model is strict (features.strict): JSON types as declared, ISO-8601
+dates, no control characters, and unknown fields refused at every level alike (inside `event`, at the top of
+each API's body via `strict_input`, in /spread's `post`, in reposts and in /attrition rows). Fields a caller may
+leave out are declared optional, one by one; never `extra="allow"`.
+
+The cross-field checks that pydantic cannot express as types (time order, a post not from the future, duplicate
+snapshots) are validators here, per request: batched requests must not fail someone else's call.
 """
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal, Optional
 
 from bentoml.validators import ContentType
 from fastapi import Path as PathParam
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from features.contracts import COMPLAINT_CHANNELS, EMPLOYEE, POST_CHANNELS, pydantic_model
 from features.settings import settings
+from features.strict import IsoDatetime, JsonBool, JsonFloat, JsonInt, free_text, name, note
 
 MAX_REPOSTS = 50_000
 CLOCK_SKEW = timedelta(minutes=5)  # a client clock slightly ahead is not "a post from the future"
 EARLIEST, LATEST = date(1900, 1, 1), date(2200, 12, 31)  # pandas timestamps end in 2262
 
-Text = Annotated[str, StringConstraints(min_length=1, max_length=settings.max_text_chars, pattern=r"\S")]
-Id = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+Text = free_text(settings.max_text_chars)
+Id = name(64)
 ALL_EVENT_CHANNELS = tuple(dict.fromkeys(POST_CHANNELS + COMPLAINT_CHANNELS))
 EventChannel = Literal[ALL_EVENT_CHANNELS]  # type: ignore[valid-type]
+# The 90-day signals an HR system may send precomputed with a record (else treated as unknown): declared by name.
+EMPLOYEE_SIGNALS = {
+    "manager_changed_90d": JsonBool,
+    "neg_internal_posts_90d": Annotated[JsonFloat, Field(ge=0, le=10_000)],
+    "internal_posts_90d": Annotated[JsonInt, Field(ge=0, le=10_000)],
+    "team_complaints_90d": Annotated[JsonInt, Field(ge=0, le=1_000_000)],
+}
 PostBase = pydantic_model("Post", optional_fields=("post_id", "internal"))
 RepostBase = pydantic_model("Repost", optional_fields=("post_id",))
-EmployeeBase = pydantic_model("Employee")
+EmployeeBase = pydantic_model("Employee", extra_fields=EMPLOYEE_SIGNALS)
 
 
 def _now() -> datetime:
@@ -49,13 +61,14 @@ def _supported(moment: datetime) -> datetime:
     return moment
 
 
-Moment = Annotated[datetime, AfterValidator(_supported)]
+Moment = Annotated[IsoDatetime, AfterValidator(_supported)]
+STRICT = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 class RepostIn(RepostBase):  # type: ignore[valid-type, misc]
     """One repost seen so far; post_id is implied by the post it belongs to."""
 
-    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+    model_config = STRICT
     timestamp: Moment
 
 
@@ -70,7 +83,7 @@ Reposts = Annotated[list[RepostIn], Field(max_length=MAX_REPOSTS)]
 
 
 class PostIn(PostBase):  # type: ignore[valid-type, misc]
-    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+    model_config = STRICT
     created_at: Moment
 
     @model_validator(mode="after")
@@ -82,7 +95,7 @@ class PostIn(PostBase):  # type: ignore[valid-type, misc]
 class EventIn(BaseModel):
     """A post (outside or inside channel) or a complaint work order, with the reposts seen so far (optional)."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = STRICT
 
     kind: Literal["post", "complaint"] = "post"
     text: Text
@@ -90,13 +103,13 @@ class EventIn(BaseModel):
     created_at: Optional[Moment] = Field(None, description="发布时间；无时区按 UTC；缺省为现在")
     post_id: Optional[Id] = None
     complaint_id: Optional[Id] = None
-    author_followers: Optional[int] = Field(None, ge=0, le=10_000_000_000,
-                                            description="作者粉丝数；缺省为未知（不按 0 计）")
-    internal: Optional[bool] = Field(None, description="内部渠道；缺省按渠道判断")
-    region: Optional[Annotated[str, StringConstraints(max_length=64)]] = None
+    author_followers: Optional[JsonInt] = Field(None, ge=0, le=10_000_000_000,
+                                                description="作者粉丝数；缺省为未知（不按 0 计）")
+    internal: Optional[JsonBool] = Field(None, description="内部渠道；缺省按渠道判断")
+    region: Optional[name(64, min_length=0)] = None
     department_id: Optional[Id] = Field(None, description="涉及的部门；决定经理的可见范围与责任人")
     employee_id: Optional[Id] = None
-    severity: Optional[int] = Field(None, ge=1, le=5)
+    severity: Optional[JsonInt] = Field(None, ge=1, le=5)
     reposts: Optional[Reposts] = None
 
     @model_validator(mode="after")
@@ -110,14 +123,9 @@ class EventIn(BaseModel):
 
 
 class EmployeeIn(EmployeeBase):  # type: ignore[valid-type, misc]
-    """An HR record as of snapshot_date; the 90-day signals may be sent precomputed (else treated as unknown)."""
+    """An HR record as of snapshot_date; the 90-day signals (EMPLOYEE_SIGNALS) may be sent precomputed."""
 
-    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
-
-    manager_changed_90d: Optional[bool] = None
-    neg_internal_posts_90d: Optional[float] = Field(None, ge=0, le=10_000)
-    internal_posts_90d: Optional[int] = Field(None, ge=0, le=10_000)
-    team_complaints_90d: Optional[int] = Field(None, ge=0, le=1_000_000)
+    model_config = STRICT
 
     @model_validator(mode="after")
     def _contract(self):
@@ -202,6 +210,7 @@ class SpreadOut(BaseModel):
     reach: Optional[float] = Field(None, description="覆盖人数；转发者粉丝数未知时为 null")
     regions: Optional[float] = Field(None, description="覆盖地区数；转发没有地区时为 null")
     model_version: str
+    notes: list[str] = Field([], description="对预测的说明（如覆盖人数按平台最大受众封顶）")
 
 
 class Predictions(BaseModel):
@@ -231,16 +240,23 @@ class AssessOut(BaseModel):
 
 
 class AssignIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-    assignee: Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"\S")]
+    model_config = STRICT
+    assignee: Id
 
 
 class ResolveIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     outcome: Literal["true_alarm", "false_alarm"]
-    actual_spread: Optional[int] = Field(None, ge=0, le=10_000_000_000)
-    notes: Annotated[str, StringConstraints(max_length=5000)] = ""
+    actual_spread: Optional[JsonInt] = Field(None, ge=0, le=10_000_000_000)
+    notes: note(5000) = ""
     corrected_labels: Optional[dict[Literal["sentiment", "loss_type", "function"], Id]] = None
+
+
+def strict_input(spec: type[BaseModel]) -> type[BaseModel]:
+    """A BentoML API's input model (built from the method's signature, which ignores unknown top-level fields)
+    refusing unknown fields like every model inside it."""
+    return type(spec.__name__, (spec,), {"model_config": ConfigDict(extra="forbid"), "__module__": spec.__module__,
+                                         "__qualname__": spec.__qualname__})
 
 
 # Path parameters of the warning and team routes.

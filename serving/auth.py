@@ -5,21 +5,30 @@ backup covers both. Roles:
 - hr_system: machine clients (HR/ERP/CRM): predictions, warnings (read and act on), every field.
 - manager:   a person scoped to an org subtree (unit_id): warnings and team risk there; pay and performance
              fields are masked.
+- monitor:   /metrics only (a Prometheus scraper's key: it may count requests, never read a warning).
 - admin:     everything. Keys themselves are managed with `lossguard keys`.
+
+Guessing keys is slowed down per client (FailedKeys): past LOSSGUARD_AUTH_FAIL_LIMIT unknown keys within
+LOSSGUARD_AUTH_FAIL_WINDOW_S seconds, the client gets 429 with Retry-After on every authenticated route, whatever
+key it sends, until the window has passed (a valid key must not tell a guesser it hit). Counted per worker
+process and per client address (behind a proxy, the address the proxy forwards).
 """
 from __future__ import annotations
 
 import hashlib
+import math
 import secrets
+import threading
 import time
+from collections import OrderedDict, deque
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import Column, DateTime, MetaData, String, Table, select
 
 from serving.db import create_schema, make_engine, write_connection
 
-ROLES = ("hr_system", "manager", "admin")
+ROLES = ("hr_system", "manager", "monitor", "admin")
 # Fields only these roles may read; everyone else gets them masked.
 SENSITIVE_FIELDS = {"pay_vs_band": ("hr_system", "admin"), "performance_rating": ("hr_system", "admin")}
 MASK = "***"
@@ -76,7 +85,7 @@ class KeyStore:
         key = key or f"lg_{secrets.token_urlsafe(24)}"
         with write_connection(self.engine) as conn, conn.begin():
             conn.execute(api_keys.insert().values(key_hash=hash_key(key), name=name, role=role, unit_id=unit_id,
-                                                  created_at=datetime.now(timezone.utc).replace(tzinfo=None)))
+                                                  created_at=datetime.now(UTC).replace(tzinfo=None)))
         return key
 
     def principal(self, key: str | None) -> Principal:
@@ -95,6 +104,40 @@ class KeyStore:
         found = Principal(row["name"], row["role"], row["unit_id"])
         self._cache[digest] = (found, time.monotonic() + self.CACHE_TTL_S)
         return found
+
+
+class FailedKeys:
+    """Unknown keys per client in a sliding window; a client past the limit is blocked until its oldest counted
+    failure leaves the window. Bounded memory: at most `max_clients` clients are tracked (oldest dropped)."""
+
+    def __init__(self, limit: int, window_s: float, max_clients: int = 10_000):
+        self.limit, self.window_s, self.max_clients = limit, window_s, max_clients
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def record(self, client: str, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            times = self._failures.pop(client, None) or deque(maxlen=max(self.limit, 1))
+            times.append(now)
+            self._failures[client] = times
+            while len(self._failures) > self.max_clients:
+                self._failures.popitem(last=False)
+
+    def blocked_for(self, client: str, now: float | None = None) -> int:
+        """Seconds until `client` may try again (0: not blocked)."""
+        if self.limit <= 0:
+            return 0
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            times = self._failures.get(client)
+            if not times:
+                return 0
+            while times and now - times[0] >= self.window_s:
+                times.popleft()
+            if len(times) < self.limit:
+                return 0
+            return max(1, math.ceil(self.window_s - (now - times[0])))
 
 
 def mask_record(record: dict, principal: Principal) -> dict:

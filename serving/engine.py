@@ -7,6 +7,7 @@ assignee not on the roster, a warning outside the caller's org subtree).
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 from collections.abc import Iterable
@@ -22,6 +23,7 @@ from features.contracts import INTERNAL_CHANNELS, POST_CHANNELS, TEXT_FUNCTIONS,
 from features.errors import LossguardError, NotFound, Unavailable, field_error
 from features.model_specs import MODEL_NAMES
 from features.modelio import LoadedModel, ModelNotFound, load_champion
+from features.sanitize import text_problem, visible, visible_positions
 from features.settings import settings
 from serving import views
 from serving.auth import Principal
@@ -45,6 +47,8 @@ class Engine:
     chart: OrgChart
     store: WarningStore
     roster: pd.DataFrame  # current employees, scored once at start: team views are a filter, not a model call
+    max_reach: float = settings.max_reach  # the most people a post can plausibly reach (see _plausible_reach)
+    anchor_sender: WebhookDispatcher | None = None  # audit anchors off the host (settings.audit_anchor_url)
 
     @staticmethod
     def preflight() -> None:
@@ -90,6 +94,8 @@ class Engine:
             chart=OrgChart.from_frame(tables["org_units"], tables["employees"]),
             store=WarningStore(settings.warnings_db, policy=policy, webhooks=WebhookDispatcher.from_policy(policy)),
             roster=pd.DataFrame(),
+            anchor_sender=WebhookDispatcher({"audit_anchor": settings.audit_anchor_url})
+            if settings.audit_anchor_url else None,
         )
         engine.roster = engine.score_roster(tables)
         return engine
@@ -101,10 +107,13 @@ class Engine:
     def score_texts(self, texts: list[str]) -> list[dict]:
         """Sentiment, loss type, function and keyword hits; one model call per model for the whole batch.
         Probabilities straight from predict_proba: predict_frame's DataFrame costs more than the model on the
-        small batches /assess sends."""
-        labels, probs = self._classify("sentiment", texts)
-        loss_type, _ = self._classify("loss_type", texts)
-        function, function_probs = self._classify("function", texts)
+        small batches /assess sends. Invisible characters (bidi overrides, zero-width) are removed before
+        scoring (features.sanitize); keyword offsets point into the text as sent."""
+        cleaned = [visible_positions(text) for text in texts]
+        visible_texts = [text for text, _ in cleaned]
+        labels, probs = self._classify("sentiment", visible_texts)
+        loss_type, _ = self._classify("loss_type", visible_texts)
+        function, function_probs = self._classify("function", visible_texts)
         probs = np.round(probs, 4).tolist()
         function_confidence = np.round(function_probs.max(axis=1), 4).tolist()  # routing follows it when confident
         order = [self.models["sentiment"].estimator.labels.index(label) for label in ("neg", "neu", "pos")]
@@ -112,8 +121,8 @@ class Engine:
             {"label": labels[i], "scores": {"neg": probs[i][order[0]], "neu": probs[i][order[1]],
                                             "pos": probs[i][order[2]]},
              "loss_type": loss_type[i], "function": function[i], "function_confidence": function_confidence[i],
-             "keyword_hits": self.keywords.find(text)}
-            for i, text in enumerate(texts)
+             "keyword_hits": _hits_in_raw(self.keywords.find(text), positions, len(texts[i]))}
+            for i, (text, positions) in enumerate(cleaned)
         ]
 
     def _classify(self, name: str, texts: list[str]) -> tuple[list[str], np.ndarray]:
@@ -209,9 +218,19 @@ class Engine:
             "window_minutes": round(float(windows[i]), 1),
             "time_to_threshold": None if np.isnan(values["time_to_threshold_min"][i])
             else round(float(values["time_to_threshold_min"][i]), 1),
-            "threshold": threshold, "reach": _known(values["reach"][i]), "regions": _known(values["regions"][i]),
-            "model_version": version,
+            "threshold": threshold, **self._plausible_reach(values["reach"][i]),
+            "regions": _known(values["regions"][i]), "model_version": version,
         } for i in range(len(items))]
+
+    def _plausible_reach(self, reach: float) -> dict:
+        """Reach past the audience a post can have (max_reach, settings) is a sign of implausible inputs (50,000
+        reposts of accounts with 1e10 followers each gave 7.4e14): capped there, and the reply says so. Unknown
+        (no follower counts sent) stays None."""
+        if np.isnan(reach) or reach <= self.max_reach:
+            return {"reach": _known(reach), "notes": []}
+        return {"reach": round(self.max_reach, 1),
+                "notes": [f"预计覆盖人数按平台可能的最大受众 {self.max_reach:,.0f} 人封顶（模型按输入的粉丝数估计为 "
+                          f"{reach:,.3g} 人，超出任何平台的用户总数，请核对转发者粉丝数）"]}
 
     # ---- assess: predictions → rules → owners → store -----------------------------------------------------
     def assess(self, event: dict) -> dict:
@@ -241,6 +260,9 @@ class Engine:
             try:
                 risk = self._risk(event, scores[i], spreads.get(i))
                 decision = evaluate(risk, self.policy)
+                notes = tuple((spreads.get(i) or {}).get("notes", ()))
+                if decision is not None and notes:  # the warning says why its reach is what it is
+                    decision = dataclasses.replace(decision, reasons=decision.reasons + notes)
                 if decision is not None:
                     to_file.append((i, decision, risk, resolve_owners(decision, risk, self.chart)))
                 results[i] = self._answer(scores[i], spreads.get(i), None)
@@ -286,11 +308,17 @@ class Engine:
                 "model_versions": self.versions()}
 
     def _prepare(self, event: dict) -> _Event:
-        kind, text = event["kind"], event["text"]
+        """The event as scored and stored: its text without invisible characters (the raw text is kept for the
+        audit when it differed); control characters are refused here too, for callers other than the API."""
+        kind, raw = event["kind"], event["text"]
+        problem = text_problem(raw)
+        if problem is not None:
+            raise field_error("event.text", problem)
+        text = visible(raw)
         identity = event.get("post_id") or event.get("complaint_id")
         internal = event.get("internal")
         return _Event(
-            kind=kind, text=text, channel=event["channel"],
+            kind=kind, text=text, raw_text=raw if raw != text else None, channel=event["channel"],
             created=_naive_utc(event.get("created_at")) or _naive_utc(datetime.now(UTC)),
             internal=event["channel"] in INTERNAL_CHANNELS if internal is None else bool(internal),
             department_id=self._department(event), employee_id=event.get("employee_id"),
@@ -305,7 +333,8 @@ class Engine:
             first_hour = event.created + timedelta(hours=1)
             velocity = float(sum(_naive_utc(r["timestamp"]) <= first_hour for r in event.reposts))
         return RiskInput(
-            subject=event.subject, event_kind=event.kind, text=event.text, channel=event.channel,
+            subject=event.subject, event_kind=event.kind, text=event.text, raw_text=event.raw_text,
+            channel=event.channel,
             internal=event.internal, created_at=event.created, department_id=event.department_id,
             employee_id=event.employee_id, sentiment_label=scores["label"], p_neg=scores["scores"]["neg"],
             loss_type=scores["loss_type"],
@@ -327,6 +356,16 @@ class Engine:
         employees = self.chart.employees or {}
         person = employees.get(event.get("employee_id") or "")
         return person.department_id if person is not None else None
+
+    def tick(self) -> None:
+        """What the service's timer does each interval: muting follows its causes (expired silences, resolved
+        inhibitors), then deadlines escalate and owners are reminded, then the audit chain's head is anchored
+        outside the database (and sent off the host when an anchor URL is set)."""
+        self.store.refresh_mutes()
+        self.escalate_overdue()
+        anchor = self.store.checkpoint()
+        if anchor is not None and self.anchor_sender is not None:
+            self.anchor_sender.send("audit_anchor", "checkpoint", anchor)
 
     def escalate_overdue(self) -> int:
         """Move unacknowledged warnings past their deadline up the chain and remind owners whose re-notify interval
@@ -368,19 +407,39 @@ class Engine:
 
     def transition(self, warning_id: int, action: str, principal: Principal, **payload) -> dict:
         """ack / assign / resolve on a warning the caller may see; the store refuses illegal transitions."""
-        self._visible_record(warning_id, principal)
+        record = self._visible_record(warning_id, principal)
         actor = f"{principal.name}({principal.role})"
         if action == "ack":
             record = self.store.acknowledge(warning_id, actor)
         elif action == "assign":
             assignee = payload["assignee"]
-            if self.chart.employees is not None and assignee not in self.chart.employees:
-                raise field_error("assignee", f"员工 {assignee!r} 不在员工名单中")
+            self._check_assignee(record, assignee, principal)
             record = self.store.assign(warning_id, actor, assignee)
         else:
             record = self.store.resolve(warning_id, actor, payload["outcome"], payload.get("actual_spread"),
                                         payload.get("notes") or "", payload.get("corrected_labels"))
         return self.warning_view(record, audit=self.store.audit_entries(warning_id))
+
+    def _check_assignee(self, record, assignee: str, principal: Principal) -> None:
+        """Who may be handed a warning. Anyone on the roster who has not left, for the HR system and admins. A
+        manager hands work to their own people (their org subtree) or to the people the warning itself names as
+        owners (the functional owner in another department, the heads up the chain), never to someone else's
+        team: scope covers what a manager may do, not only what they may read. Out of scope and unknown get the
+        same answer, so the roster cannot be probed."""
+        people = self.chart.employees
+        person = people.get(assignee) if people is not None else None
+        if people is not None and (person is None or not person.active) and principal.role != "manager":
+            raise field_error("assignee", f"员工 {assignee!r} 不在员工名单中（或已离职）")
+        units = self.scope(principal)
+        if units is None:
+            return
+        named = {p.get("employee_id") for group in ("functional", "co_owners", "direct", "management", "escalation")
+                 for p in (record.owners or {}).get(group, []) if isinstance(p, dict)}
+        named.add(((record.owners or {}).get("executive") or {}).get("employee_id"))
+        in_subtree = person is not None and person.active and person.department_id in units
+        if not in_subtree and assignee not in named:
+            raise field_error("assignee", f"员工 {assignee!r} 不在您可指派的范围内：经理只能指派本部门及下属团队"
+                                          "的在职员工，或本预警列明的负责人")
 
     # ---- people risk ----------------------------------------------------------------------------------------
     def team_risk(self, unit_id: str, principal: Principal) -> dict:
@@ -400,6 +459,7 @@ class _Event:
 
     kind: str
     text: str
+    raw_text: str | None  # as sent, when it held invisible characters (kept in the audit)
     channel: str
     created: datetime
     internal: bool
@@ -408,6 +468,13 @@ class _Event:
     subject: str
     author_followers: int | None  # None: unknown
     reposts: list[dict] | None
+
+
+def _hits_in_raw(hits: list[dict], positions: list[int], raw_length: int) -> list[dict]:
+    """Keyword hits found in the visible text, with offsets mapped back into the text as sent."""
+    if len(positions) == raw_length:
+        return hits
+    return [{**hit, "start": positions[hit["start"]], "end": positions[hit["end"] - 1] + 1} for hit in hits]
 
 
 def _count(value) -> float:

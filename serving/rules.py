@@ -90,6 +90,7 @@ class RiskInput:
     regions: int | None = None
     high_risk_key_employees: int = 0
     team_expected_leavers: float | None = None
+    raw_text: str | None = None  # the text as sent, when it held invisible characters (audit only; rules read text)
 
     def __post_init__(self) -> None:
         """Check every field and normalise numbers (numpy scalars from pandas) to plain Python ones."""

@@ -31,6 +31,7 @@ from fastapi.staticfiles import StaticFiles
 from features.contracts import INTERNAL_CHANNELS, LOSS_TYPES
 from features.errors import InputError, LossguardError
 from features.settings import settings
+from serving import metrics
 from serving.api_models import (
     JSON,
     AssessOut,
@@ -47,12 +48,13 @@ from serving.api_models import (
     UnitId,
     WarningId,
     _reposts_in_past,
+    strict_input,
 )
 from serving.auth import Principal
 from serving.batching import Batcher
 from serving.engine import Engine
-from serving.http_errors import ApiError, json_error, _validation_body
-from serving.middleware import AuthMiddleware, ErrorShapeMiddleware, set_model_versions
+from serving.http_errors import ApiError, _validation_body, json_error, shape_overload_replies
+from serving.middleware import BENTO_APIS, AuthMiddleware, ErrorShapeMiddleware, set_model_versions
 from serving.policy import GRADES
 from serving.store import STATUSES
 
@@ -95,7 +97,7 @@ try:
                        labelnames=["kind"])
     WARNINGS = Counter(name="lossguard_warnings_filed", documentation="Events that fired a warning (by grade)",
                        labelnames=["grade"])
-except Exception:  # pragma: no cover - metrics are optional (e.g. importing outside bentoml serve)
+except Exception:  # noqa: BLE001  # pragma: no cover - metrics are optional (outside bentoml serve)
     ASSESSED = WARNINGS = None
 
 
@@ -126,18 +128,20 @@ class Lossguard:
         Engine.preflight()
 
     def _escalation_loop(self) -> None:
-        """Deadlines escalate even when no request arrives."""
+        """Deadlines escalate, muting follows its causes and the audit chain is anchored even when no request
+        arrives (Engine.tick)."""
         while not self._stop.wait(ESCALATION_INTERVAL_S):
             try:
-                self.engine.escalate_overdue()
-            except Exception:  # keep the timer alive; the next tick retries
+                self.engine.tick()
+            except Exception:  # noqa: BLE001 - keep the timer alive; the next tick retries
                 log.exception("escalation tick failed")
 
     @bentoml.on_shutdown
     def _shutdown(self) -> None:
         self._stop.set()
-        if self.engine.store.webhooks is not None:
-            self.engine.store.webhooks.close()
+        for dispatcher in (self.engine.store.webhooks, self.engine.anchor_sender):
+            if dispatcher is not None:
+                dispatcher.close()
 
     # ---- prediction APIs ------------------------------------------------------------------------------------
     @bentoml.api(batchable=BATCHING, max_batch_size=2 * settings.max_batch, max_latency_ms=5000)
@@ -187,11 +191,14 @@ class Lossguard:
 
     # ---- warnings, teams, identity (FastAPI routes on the same service) --------------------------------------
     @web.get("/info")
-    def info(self):
-        """Model versions served (MLflow champions), and whether adaptive batching is on."""
-        return {"service": "lossguard", "batching": BATCHING,
-                "tracking_uri": re.sub(r"//[^/@]*@", "//***@", settings.tracking_uri),  # no credentials
-                "models": {n: {"version": m.version, "uri": m.uri} for n, m in self.engine.models.items()}}
+    def info(self, request: Request):
+        """Model versions served (MLflow champions), and whether adaptive batching is on. Where the registry lives
+        is an operator's business: only an admin reads the tracking URI (without credentials)."""
+        out = {"service": "lossguard", "batching": BATCHING,
+               "models": {n: {"version": m.version, "uri": m.uri} for n, m in self.engine.models.items()}}
+        if _principal(request).role == "admin":
+            out["tracking_uri"] = re.sub(r"//[^/@]*@", "//***@", settings.tracking_uri)
+        return out
 
     @web.get("/me")
     def me(self, request: Request):
@@ -254,3 +261,9 @@ class Lossguard:
 
 Lossguard.add_asgi_middleware(ErrorShapeMiddleware)
 Lossguard.add_asgi_middleware(AuthMiddleware)
+for _method in Lossguard.apis.values():  # unknown top-level fields are refused like unknown fields inside
+    _method.input_spec = strict_input(_method.input_spec)
+metrics.set_routes((*BENTO_APIS, "/", "/healthz", "/livez", "/readyz", "/metrics", "/docs.json", "/schema.json"),
+                   [("/static_content", r"/static_content/")], apps=[web])
+metrics.install()
+shape_overload_replies()

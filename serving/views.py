@@ -11,6 +11,7 @@ from collections.abc import Iterable
 import pandas as pd
 
 from features.contracts import LOSS_TYPE_ZH
+from features.sanitize import visible
 from serving.auth import Principal, mask_record
 from serving.owners import OrgChart
 from serving.policy import Policy
@@ -37,7 +38,7 @@ def warning_view(record, policy: Policy, chart: OrgChart, audit: Iterable | None
         "department_id": record.department_id,
         "department_name": chart.units[record.department_id].name
         if record.department_id in chart.units else None,
-        "text": record.text, "reasons": list(decision.get("reasons", [])),
+        "text": visible(record.text), "reasons": list(decision.get("reasons", [])),
         "actions": [a["text"] for a in decision.get("actions", [])],
         "action_items": _action_items(decision.get("actions", []), record.owners or {}, record.created_at),
         "owners": _owner_labels(record.owners or {}), "deadline": _iso(record.deadline_at),
@@ -45,7 +46,8 @@ def warning_view(record, policy: Policy, chart: OrgChart, audit: Iterable | None
         "events_count": record.events_count, "muted": record.muted_reason,
         "escalation_level": record.escalation_level, "escalated_to": record.escalated_to,
         "acknowledged_by": record.acknowledged_by, "assignee": record.assignee,
-        "outcome": record.outcome, "resolution_notes": record.resolution_notes,
+        "outcome": record.outcome,
+        "resolution_notes": visible(record.resolution_notes) if record.resolution_notes else record.resolution_notes,
     }
     if audit is not None:
         view["audit"] = [

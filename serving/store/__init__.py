@@ -19,14 +19,15 @@ Imports run one way: schema <- audit, dispatch <- intake, lifecycle, export <- t
 """
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import sqlalchemy as sa
 
 from features.settings import settings
 from serving.db import create_schema, make_engine
 from serving.policy import GRADES, Policy
-from serving.store.audit import AuditLog, _entry_hash
+from serving.store.audit import AuditLog, _entry_hash, verify_store
 from serving.store.dispatch import WebhookDispatch
 from serving.store.export import FeedbackExport
 from serving.store.intake import Intake
@@ -55,6 +56,7 @@ from serving.store.schema import (
     silences_table,
     warnings_table,
 )
+from serving.store.sealing import AnchorLog, AuditKeys, anchor_path, load_keys, store_name
 from serving.webhooks import WebhookDispatcher
 
 __all__ = [
@@ -64,7 +66,19 @@ __all__ = [
     "AuditEntry", "AuditReport", "Escalation", "SilenceRecord", "UpsertResult", "WarningRecord",
     "IllegalTransition", "StoreError", "WarningNotFound",
     "audit_head_table", "audit_table", "metadata", "silences_table", "warnings_table", "_entry_hash",
+    "AnchorLog", "AuditKeys", "audit_keys", "anchors_for", "verify_store",
 ]
+
+
+def audit_keys(*, create: bool = True) -> AuditKeys | None:
+    """The audit key ring from settings (LOSSGUARD_AUDIT_KEYS or the key file, created on first use when
+    `create`)."""
+    return load_keys(settings.audit_keys, settings.audit_key_file, create=create)
+
+
+def anchors_for(url: str, path: str | None = None) -> AnchorLog:
+    """The anchor file of the store at `url` (settings.audit_anchor_dir), or the one given."""
+    return AnchorLog(path or anchor_path(url, settings.audit_anchor_dir), store_name(url))
 
 
 class WarningStore(Intake, Lifecycle, FeedbackExport, AuditLog, WebhookDispatch):
@@ -74,10 +88,13 @@ class WarningStore(Intake, Lifecycle, FeedbackExport, AuditLog, WebhookDispatch)
     the webhook dispatcher, the tables' creation and reading warnings back."""
 
     def __init__(self, url: str | None = None, *, policy: Policy | None = None,
-                 webhooks: WebhookDispatcher | None = None):
+                 webhooks: WebhookDispatcher | None = None, keys: AuditKeys | None = None,
+                 anchors: AnchorLog | None = None):
         self.url = url or settings.warnings_db
         self._policy = policy
         self.webhooks = webhooks
+        self.audit_keys = keys or audit_keys(create=True)
+        self.anchors = anchors or anchors_for(self.url)
         self.engine = make_engine(self.url)
         if self.engine.dialect.name == "postgresql":
             sa.event.listen(self.engine, "before_cursor_execute", _refuse_nul)
@@ -86,6 +103,7 @@ class WarningStore(Intake, Lifecycle, FeedbackExport, AuditLog, WebhookDispatch)
             create_schema(conn, metadata)
             if conn.execute(sa.select(audit_head_table.c.id)).first() is None:
                 conn.execute(sa.insert(audit_head_table).values(id=1, seq=0, hash=GENESIS))
+        self.seal()  # a chain from before keys (or before a rotation) is signed and anchored from now on
 
     @property
     def policy(self) -> Policy:

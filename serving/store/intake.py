@@ -4,12 +4,20 @@ Events about one subject within the grouping window update one warning instead o
 of a source grade mutes lower ones that share the inhibition fields (inhibition); silences mute matching warnings
 until they expire; a still-firing warning notifies again only after its grade's re-notify interval. Muting and
 notifying are decided before the row is written, so each event is one write and one audit entry.
+
+Muting follows its cause, as in Alertmanager, where it is computed rather than stored: a warning filed during a
+silence is unmuted when the silence expires, one inhibited by a red warning when that one is resolved, and a new
+silence (or a new red warning) mutes the matching warnings already open. `refresh_mutes` recomputes it on the
+service's timer, and the changes that can end or start a cause (a silence added, an inhibiting warning resolved
+or filed) recompute the warnings they touch at once. Each change is an audited mute/unmute entry; an open warning
+that comes out of muting is notified then, with its full response time from that moment.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import fields
 from datetime import datetime, timedelta
-from typing import Any, Iterable
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -85,12 +93,16 @@ class Intake:
 
     def _file_all(self, items: list[tuple[Decision, RiskInput, Owners | None]], now: datetime) -> list[UpsertResult]:
         with self._writing() as chain:
-            silences = [SilenceRecord(**r) for r in chain.conn.execute(
-                sa.select(silences_table).where(silences_table.c.expires_at > now)
-                .order_by(silences_table.c.id)).mappings()]
+            silences = self._active_silences(chain.conn, now)
             return [self._file(chain, decision, risk, owners, now, silences) for decision, risk, owners in items]
 
-    def _file(self, chain: "_Chain", decision: Decision, risk: RiskInput, owners: Owners | None, now: datetime,
+    @staticmethod
+    def _active_silences(conn: sa.Connection, now: datetime) -> list[SilenceRecord]:
+        return [SilenceRecord(**r) for r in conn.execute(
+            sa.select(silences_table).where(silences_table.c.expires_at > now)
+            .order_by(silences_table.c.id)).mappings()]
+
+    def _file(self, chain: _Chain, decision: Decision, risk: RiskInput, owners: Owners | None, now: datetime,
               silences: list[SilenceRecord]) -> UpsertResult:
         """Group or open, mute, decide whether to notify, then write the row once and chain its audit entry. The
         state after is composed from what is written (JSON as it reads back), not read again."""
@@ -149,7 +161,63 @@ class Intake:
                          {**change, "warning_id": warning_id})
         chain.append("warning", warning_id, "open" if created else "update", SYSTEM_ACTOR, now,
                      _audited(before) if before else None, _audited(after))
+        if grade_rose and after["grade"] in policy.inhibit_source_grades:  # a new cause for muting others
+            self._inhibit_others(chain, after, now, silences)
         return UpsertResult(WarningRecord(**after), created, notified)
+
+    def _inhibit_others(self, chain: _Chain, source: dict[str, Any], now: datetime,
+                        silences: list[SilenceRecord]) -> None:
+        """A warning that just reached a source grade mutes the lower, unmuted warnings it inhibits."""
+        table, policy = warnings_table, self.policy
+        lower = [g for g in policy.grades if grade_rank(g) < grade_rank(source["grade"])]
+        query = sa.select(table).where(table.c.status != "resolved", table.c.muted_reason.is_(None),
+                                       table.c.id != source["id"], table.c.grade.in_(lower))
+        for name in policy.inhibit_equal:
+            value = source[name]
+            query = query.where(table.c[name].is_(None) if value is None else table.c[name] == value)
+        for row in map(dict, chain.conn.execute(query.order_by(table.c.id)).mappings().all()):
+            self._apply_mute(chain, row, now, silences)
+
+    def refresh_mutes(self, now: datetime | None = None, *, where: Any = None) -> list[WarningRecord]:
+        """Recompute the muting of unresolved warnings (by default the muted ones; `where` narrows or widens it) from
+        the silences active now and the warnings that inhibit. Returns the warnings whose muting changed; owners of
+        those that came out of it are told (webhooks)."""
+        now, table = _utc(now), warnings_table
+        condition = table.c.muted_reason.is_not(None) if where is None else where
+        query = sa.select(table).where(table.c.status != "resolved", condition).order_by(table.c.id)
+        with self.engine.connect() as conn:
+            if conn.execute(sa.select(table.c.id).where(table.c.status != "resolved", condition).limit(1)).first() \
+                    is None:
+                return []
+        changed = []
+        with self._writing() as chain:
+            silences = self._active_silences(chain.conn, now)
+            for row in map(dict, chain.conn.execute(query).mappings().all()):
+                if (result := self._apply_mute(chain, row, now, silences)) is not None:
+                    changed.append(result)
+        for record, told in changed:
+            if told:
+                self._dispatch("opened" if record.notify_count == 1 else "updated", record, now)
+        return [record for record, _ in changed]
+
+    def _apply_mute(self, chain: _Chain, row: dict[str, Any], now: datetime,
+                    silences: list[SilenceRecord]) -> tuple[WarningRecord, bool] | None:
+        """Set a warning's muting to what its causes say now, audited; an open warning coming out of it is told
+        now (re-notify bookkeeping) and gets its grade's full response time from now."""
+        reason, source = self._mute(chain.conn, row, row["id"], now, silences)
+        if (reason, source) == (row["muted_reason"], row["muted_by"]):
+            return None
+        values: dict[str, Any] = {"muted_reason": reason, "muted_by": source, "updated_at": now}
+        told = reason is None and row["status"] == "open"
+        if told:
+            hours = self.policy.grades[row["grade"]].deadline_hours
+            values.update(last_notified_at=now, notify_count=row["notify_count"] + 1,
+                          deadline_at=max(row["deadline_at"], now + timedelta(hours=hours)))
+        chain.conn.execute(sa.update(warnings_table).where(warnings_table.c.id == row["id"]).values(**values))
+        after = {**row, **values}
+        chain.append("warning", row["id"], "unmute" if reason is None else "mute", SYSTEM_ACTOR, now,
+                     _audited(row), _audited(after))
+        return WarningRecord(**after), told
 
     def _mute(self, conn: sa.Connection, row: dict[str, Any], warning_id: int | None, now: datetime,
               silences: list[SilenceRecord]) -> tuple[str | None, int | None]:
@@ -167,12 +235,13 @@ class Intake:
         if query is None:  # built once per shape, values bound per call: building a select costs more than running it
             table = warnings_table
             query = sa.select(table.c.id).where(table.c.status != "resolved", table.c.grade.in_(sources))
-            for name, absent in zip(policy.inhibit_equal, missing):
+            for name, absent in zip(policy.inhibit_equal, missing, strict=True):
                 query = query.where(table.c[name].is_(None) if absent else table.c[name] == sa.bindparam(f"eq_{name}"))
             if warning_id is not None:
                 query = query.where(table.c.id != sa.bindparam("self_id"))
             query = self._inhibit_queries[shape] = query.order_by(table.c.id).limit(1)
-        values = {f"eq_{name}": row[name] for name, absent in zip(policy.inhibit_equal, missing) if not absent}
+        values = {f"eq_{name}": row[name]
+                  for name, absent in zip(policy.inhibit_equal, missing, strict=True) if not absent}
         if warning_id is not None:
             values["self_id"] = warning_id
         source = conn.execute(query, values).scalar()
@@ -204,4 +273,11 @@ class Intake:
             stored = dict(chain.conn.execute(sa.select(silences_table)
                                              .where(silences_table.c.id == silence_id)).mappings().one())
             chain.append("silence", silence_id, "silence", actor, now, None, stored)
-        return SilenceRecord(**stored)
+            silence, table = SilenceRecord(**stored), warnings_table
+            silences = self._active_silences(chain.conn, now)
+            for open_row in map(dict, chain.conn.execute(  # warnings already there that it now covers
+                    sa.select(table).where(table.c.status != "resolved", table.c.muted_reason.is_distinct_from(
+                        "silenced")).order_by(table.c.id)).mappings().all()):
+                if silence.covers(open_row["subject"], open_row["loss_type"], open_row["department_id"], now):
+                    self._apply_mute(chain, open_row, now, silences)
+        return silence

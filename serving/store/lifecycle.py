@@ -28,8 +28,8 @@ from serving.store.schema import (
 
 
 class Lifecycle:
-    """A mixin of WarningStore: it expects `self.policy`, `_row`, `_writing` (AuditLog) and `_dispatch`
-    (WebhookDispatch)."""
+    """A mixin of WarningStore: it expects `self.policy`, `_row`, `_writing` (AuditLog), `_dispatch`
+    (WebhookDispatch) and `refresh_mutes` (Intake: resolving a warning ends the muting it caused)."""
 
     def _transition(self, warning_id: int, action: str, actor: str, now: datetime, change) -> WarningRecord:
         """Apply `change(before) -> new values` (which raises IllegalTransition to refuse) and audit it."""
@@ -91,7 +91,8 @@ class Lifecycle:
 
         def change(row):
             if row["status"] == "resolved":
-                raise IllegalTransition(f"预警 #{warning_id} 已于 {row['resolved_at']:%Y-%m-%d %H:%M} 关闭，不能重复关闭")
+                raise IllegalTransition(f"预警 #{warning_id} 已于 {row['resolved_at']:%Y-%m-%d %H:%M} 关闭，"
+                                        "不能重复关闭")
             if row["status"] == "open":
                 raise IllegalTransition(f"预警 #{warning_id} 尚未确认，不能直接关闭；请先确认或指派负责人")
             return {"status": "resolved", "resolved_at": now, "resolved_by": actor, "outcome": outcome,
@@ -99,6 +100,8 @@ class Lifecycle:
 
         record = self._transition(warning_id, "resolve", actor, now, change)
         self._dispatch("resolved", record, now)
+        table = warnings_table  # the warnings it inhibited lose their cause (Intake.refresh_mutes)
+        self.refresh_mutes(now, where=(table.c.muted_reason == "inhibited") & (table.c.muted_by == warning_id))
         return record
 
     def escalate_overdue(self, now: datetime | None = None) -> list[Escalation]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import fnmatch
 import json
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -22,7 +22,8 @@ STATUS_ZH = {"open": "待确认", "acknowledged": "已确认", "assigned": "已�
 OUTCOMES = ("true_alarm", "false_alarm")
 CORRECTABLE_LABELS = {"sentiment": SENTIMENTS, "loss_type": LOSS_TYPES, "function": TEXT_FUNCTIONS}
 ACTION_ZH = {"open": "新建", "update": "合并更新", "acknowledge": "确认", "assign": "指派", "resolve": "关闭",
-             "escalate": "超时升级", "remind": "再次提醒", "silence": "新建静默"}
+             "escalate": "超时升级", "remind": "再次提醒", "silence": "新建静默", "mute": "静默/抑制",
+             "unmute": "解除静默/抑制", "rekey": "启用审计密钥"}
 GENESIS = "0" * 64
 SYSTEM_ACTOR = "system"
 # Delivery bookkeeping changes on every re-notification; it is not part of the audited state.
@@ -107,6 +108,7 @@ audit_table = sa.Table(
     sa.Column("after", sa.Text, nullable=False),
     sa.Column("prev_hash", sa.String(64), nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
+    sa.Column("key_id", sa.String(16)),  # the HMAC key that signed the entry; NULL: SHA-256, before any key
 )
 
 # One row: the last seq and hash. It anchors the chain's end (a deleted tail is otherwise invisible) and is the
@@ -116,6 +118,7 @@ audit_head_table = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("seq", sa.Integer, nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
+    sa.Column("key_id", sa.String(16)),  # the key of the last entry: a writer with a newer one appends a rekey
 )
 
 _ENTITY_TABLES = {"warning": warnings_table, "silence": silences_table}
@@ -124,9 +127,9 @@ _ENTITY_TABLES = {"warning": warnings_table, "silence": silences_table}
 def _utc(moment: datetime | None) -> datetime:
     """Naive UTC, the one form stored (naive input is taken as UTC already)."""
     if moment is None:
-        return datetime.now(timezone.utc).replace(tzinfo=None)
+        return datetime.now(UTC).replace(tzinfo=None)
     if moment.tzinfo is not None:
-        return moment.astimezone(timezone.utc).replace(tzinfo=None)
+        return moment.astimezone(UTC).replace(tzinfo=None)
     return moment
 
 
@@ -249,6 +252,9 @@ class AuditReport:
     ok: bool
     checked: int
     problem: str | None = None
+    unkeyed: int = 0  # entries from before any key (SHA-256 only)
+    anchored: int | None = None  # seq of the latest anchor the chain was checked against
+    anchors: int = 0
 
 
 def _refuse_nul(_conn, _cursor, _statement, parameters, _context, executemany) -> None:

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import uuid4
 
@@ -59,7 +59,7 @@ class Live:
     def culture_event(self, reposts: int = 300, post_id: str | None = None) -> dict:
         """Scenario 8 as an /assess body: posted 40 minutes ago by a team in the manager's department and
         reposted fast across provinces. A fresh post id unless given: the store groups events about one post."""
-        created = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(minutes=40)
+        created = datetime.now(UTC).replace(tzinfo=None) - timedelta(minutes=40)
         return {"event": {
             "kind": "post", "text": CULTURE_POST, "channel": "weibo", "post_id": post_id or f"post-{uuid4().hex}",
             "created_at": created.isoformat(), "author_followers": 20000, "department_id": self.org.unit_child,
@@ -133,7 +133,26 @@ def keys(company, org) -> dict[str, str]:
     store = KeyStore(settings.warnings_db)
     return {"admin": store.create("test-admin", "admin"), "hr": store.create("test-hr", "hr_system"),
             "manager": store.create("test-manager", "manager", org.unit),
-            "other_manager": store.create("test-other-manager", "manager", org.other)}
+            "other_manager": store.create("test-other-manager", "manager", org.other),
+            "monitor": store.create("test-monitor", "monitor")}
+
+
+@pytest.fixture(scope="session")
+def asgi_app(champions, keys):
+    """The service's ASGI app in-process (BentoML's `to_asgi`: the same middlewares and routes `bentoml serve`
+    runs), for HTTP behaviour that needs no server process; one per session (it loads every model)."""
+    from serving.service import Lossguard
+
+    return Lossguard.to_asgi()
+
+
+@pytest.fixture(scope="module")
+def inproc(asgi_app, keys):
+    """A Starlette test client on the in-process app with the admin key."""
+    from starlette.testclient import TestClient
+
+    with TestClient(asgi_app, base_url="http://testserver", headers={"X-API-Key": keys["admin"]}) as client:
+        yield client
 
 
 def _free_port() -> int:
@@ -142,39 +161,67 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def live(champions, keys, org, session_dir) -> Live:
+def start_server(log_path: Path, **env_overrides: str) -> tuple[subprocess.Popen, str]:
+    """`bentoml serve` on a free port, in its own process group; returns once /readyz answers 200."""
     port = _free_port()
-    log_path = session_dir / "bentoml-serve.log"
     env = {**os.environ, "LOSSGUARD_WORKERS": "1", "LOSSGUARD_ESCALATION_INTERVAL_S": "3600",
-           "LOSSGUARD_ACCESS_LOG": "1", "PYTHONUNBUFFERED": "1"}
+           "LOSSGUARD_ACCESS_LOG": "1", "PYTHONUNBUFFERED": "1", **env_overrides}
     with open(log_path, "wb") as log:
         proc = subprocess.Popen([sys.executable, "-m", "bentoml", "serve", "serving.service:Lossguard",
                                  "--host", "127.0.0.1", "--port", str(port)],
                                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"bentoml serve exited ({proc.returncode}):\n{_tail(log_path)}")
+        if time.monotonic() > deadline:
+            stop_server(proc)
+            pytest.fail(f"bentoml serve not ready after {READY_TIMEOUT_S} s:\n{_tail(log_path)}")
+        try:
+            if httpx.get(url + "/readyz", timeout=2).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+
+
+def stop_server(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, sig)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@pytest.fixture
+def server():
+    """Start extra servers of one's own (`server.start(log, **env)` -> (proc, url)); all stopped afterwards."""
+    started: list[subprocess.Popen] = []
+
+    class Servers:
+        stop = staticmethod(stop_server)
+
+        @staticmethod
+        def start(log_path: Path, **env: str) -> tuple[subprocess.Popen, str]:
+            proc, url = start_server(log_path, **env)
+            started.append(proc)
+            return proc, url
+
+    yield Servers
+    for proc in started:
+        stop_server(proc)
+
+
+@pytest.fixture(scope="session")
+def live(champions, keys, org, session_dir) -> Live:
+    proc, url = start_server(session_dir / "bentoml-serve.log")
     try:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"bentoml serve exited ({proc.returncode}):\n{_tail(log_path)}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"bentoml serve not ready after {READY_TIMEOUT_S} s:\n{_tail(log_path)}")
-            try:
-                if httpx.get(url + "/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
         yield Live(url, keys, org)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop_server(proc)
 
 
 def _tail(path: Path, chars: int = 4000) -> str:

@@ -3,6 +3,7 @@
 Runs against one `bentoml serve` with the session's champion models (see conftest.py)."""
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta, timezone
 from uuid import uuid4
 
@@ -300,12 +301,30 @@ def test_health_readiness_metrics_and_info(live, champions):
     with live.client() as anonymous:
         assert anonymous.get("/healthz").status_code == 200
         assert anonymous.get("/readyz").status_code == 200
-        metrics = anonymous.get("/metrics").text
-        assert "lossguard_events_assessed" in metrics and "bentoml_service_request_total" in metrics
+        assert anonymous.get("/metrics").status_code == 401  # LOSSGUARD_PUBLIC_METRICS=1 opens it
         spec = anonymous.get("/docs.json").json()
         assert {"/assess", "/sentiment", "/warnings/{warning_id}/ack"} <= set(spec["paths"])
         assert anonymous.get("/review/").status_code == 200
+    with live.client("monitor") as monitor:
+        metrics = monitor.get("/metrics").text
+    assert "lossguard_events_assessed" in metrics and "bentoml_service_request_total" in metrics
     with live.client("manager") as manager:
         info = manager.get("/info").json()
     assert {name: m["version"] for name, m in info["models"].items()} == champions
     assert all(m["uri"].endswith("@champion") for m in info["models"].values())
+
+
+def test_metrics_label_requests_by_route_template_only(live):
+    """Unknown paths (a scanner, a typo) and raw bytes in a path must not add series to /metrics."""
+    with live.client("admin") as client:
+        before = len(client.get("/metrics").content)
+        for _ in range(100):
+            client.get(f"/probe-{uuid4().hex}")
+        client.get("/info%00")
+        client.get("/warnings/2147483000")
+        text = client.get("/metrics").text
+    assert "\x00" not in text and "probe-" not in text
+    endpoints = set(re.findall(r'endpoint="([^"]*)"', text))
+    assert {"unmatched", "/warnings/{warning_id}"} <= endpoints, sorted(endpoints)
+    assert not any(e.startswith("/warnings/2") or e.startswith("/info\x00") for e in endpoints)
+    assert len(text) < before + 20_000, "100 unknown paths grew /metrics"

@@ -13,6 +13,7 @@ from features.contracts import ContractError, RowError
 from features.errors import InputError, NotFound
 from features.keywords import KeywordLibrary
 from features.modelio import LoadedModel
+from features.settings import settings
 from serving.auth import Principal
 from serving.engine import Engine
 from serving.owners import OrgChart
@@ -308,3 +309,72 @@ def test_keys_are_stored_hashed_and_unknown_keys_leave_no_trace(db_url):
     with pytest.raises(ValueError):
         store.create("boss", "manager")  # a manager needs an org unit
 
+
+
+def test_a_manager_assigns_within_their_subtree_or_to_the_owners_the_warning_names(engine, tables, units):
+    """Scope covers what a manager may do, not only what they may read (#16): an in-scope warning cannot be
+    handed to someone else's team; the warning's own owners (e.g. a functional owner elsewhere) may be named."""
+    staff = tables["employees"][tables["employees"]["leave_date"].isna()]
+    inside = staff[staff["department_id"] == units["child"]].iloc[0]["employee_id"]
+    outside = staff[staff["department_id"] == units["other"]].iloc[0]["employee_id"]
+    warning = engine.assess(event(f"{NEGATIVE}：违背用户第一", units["child"], post_id="assign"))["warning"]
+    manager = Principal("m", "manager", units["marketing"])
+    for refused in (outside, "E99999"):  # another team, or nobody: the same answer
+        with pytest.raises(InputError) as error:
+            engine.transition(warning["id"], "assign", manager, assignee=refused)
+        assert error.value.field == "assignee" and "不在您可指派的范围内" in error.value.message
+    assert engine.transition(warning["id"], "assign", manager, assignee=inside)["assignee"] == inside
+    named = [p["employee_id"] for group in ("functional", "management") for p in warning["owners"][group]
+             if tables["employees"].set_index("employee_id").at[p["employee_id"], "department_id"]
+             not in engine.chart.subtree(units["marketing"])]
+    assert named, "the chain above the department is named on the warning and lies outside the subtree"
+    for person in named[:1]:  # an owner outside the manager's subtree, named on the warning
+        assert engine.transition(warning["id"], "assign", manager, assignee=person)["assignee"] == person
+    hr = Principal("h", "hr_system")
+    assert engine.transition(warning["id"], "assign", hr, assignee=outside)["assignee"] == outside
+
+
+def test_invisible_characters_are_removed_before_scoring_and_storing_and_kept_in_the_audit(engine, units):
+    raw = f"{NEGATIVE}：\u202e违背用户第一\u202c\u200b"
+    result = engine.assess(event(raw, units["child"], post_id="bidi"))
+    stored = engine.store.get(result["warning"]["id"])
+    assert stored.text == f"{NEGATIVE}：违背用户第一" and stored.risk["raw_text"] == raw
+    assert engine.store.audit_entries(stored.id)[0].after["risk"]["raw_text"] == raw
+    for hit in engine.score_texts([raw])[0]["keyword_hits"]:
+        assert raw[hit["start"]:hit["end"]].replace("\u202e", "").replace("\u202c", "") == hit["term"]
+    with pytest.raises(InputError) as refused:
+        engine.assess(event("\u200b\u200b", units["child"]))
+    assert refused.value.field == "event.text"
+
+
+def test_reach_is_capped_at_a_plausible_audience_and_the_warning_says_so(engine, units):
+    class Enormous(SpreadStandIn):
+        def forecast(self, posts, reposts, text_scores=None, window_minutes=None):
+            frame = super().forecast(posts, reposts, text_scores, window_minutes)
+            return frame.assign(reach=reposts.groupby("post_id").size().to_numpy(dtype=float) * 1e10)
+
+    engine.models["spread"] = LoadedModel("spread", "7", "models:/spread@champion", Enormous())
+    created = _now() - timedelta(minutes=50)
+    reposts = [{"timestamp": created + timedelta(seconds=i), "user_followers": 10_000_000_000} for i in range(600)]
+    result = engine.assess(event(f"{NEGATIVE}：违背用户第一", units["child"], post_id="huge", created_at=created,
+                                 reposts=reposts))
+    spread = result["predictions"]["spread"]
+    assert spread["reach"] == settings.max_reach and spread["notes"] and "封顶" in spread["notes"][0]
+    assert any("封顶" in reason for reason in result["warning"]["reasons"])
+
+
+def test_the_timer_unmutes_escalates_and_anchors_the_chain_off_the_host(engine, units):
+    class Sender:
+        def __init__(self):
+            self.sent = []
+
+        def send(self, target, event_name, payload):
+            self.sent.append((target, event_name, payload))
+
+    engine.anchor_sender = Sender()
+    engine.assess(event(f"{NEGATIVE}：违背用户第一", units["child"], post_id="anchored"))
+    engine.tick()
+    engine.tick()  # nothing new: no second anchor
+    (target, name, anchor), = engine.anchor_sender.sent
+    assert (target, name) == ("audit_anchor", "checkpoint") and anchor | {"line": 1} == engine.store.anchors.last()
+    assert engine.store.verify_audit().anchored == anchor["seq"]

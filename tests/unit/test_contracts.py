@@ -4,6 +4,8 @@ Each case below corrupts one field of the middle row of a three-row batch; the o
 """
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 from pydantic import ValidationError
@@ -22,7 +24,8 @@ def employee(i: int) -> dict:
 
 
 def org_unit(i: int) -> dict:
-    return {"unit_id": f"U{i}", "name": "品牌组", "parent_id": "U010", "head_employee_id": "E1", "function": "marketing"}
+    return {"unit_id": f"U{i}", "name": "品牌组", "parent_id": "U010", "head_employee_id": "E1",
+            "function": "marketing"}
 
 
 def post(i: int) -> dict:
@@ -110,7 +113,7 @@ def test_bad_row_is_named_and_dropped_and_nothing_else_is_lost(contract, case, f
     frame = batch(contract, field, value)
     result = check(frame, contract)
     assert [(e.row, e.field) for e in result.errors] == [(1, field)]
-    assert f"第 1 行" in str(result.errors[0]) and field in str(result.errors[0])
+    assert "第 1 行" in str(result.errors[0]) and field in str(result.errors[0])
     assert result.bad_rows == [1]
     kept = result.frame
     assert len(kept) == 2 and result.source_rows == [0, 2]
@@ -167,3 +170,30 @@ def test_api_model_rejects_the_same_bad_values_naming_the_field(contract, case, 
     with pytest.raises(ValidationError) as raised:
         model(**row)
     assert field in {str(part) for error in raised.value.errors() for part in error["loc"]}
+
+
+def test_api_models_are_strict_and_refuse_unknown_fields():
+    """#16: lax parsing read true as 1, a number as a time and 0 as 1970-01-01; unknown fields were ignored."""
+    model = pydantic_model("Post")
+    good = {k: v for k, v in post(1).items() if v is not None}
+    model.model_validate_json(json.dumps(good))
+    for field, value in (("author_followers", True), ("internal", "yes"), ("created_at", 253402300799),
+                         ("created_at", "253402300799"), ("post_id", "\x00"), ("surprise", 1)):
+        with pytest.raises(ValidationError) as raised:
+            model.model_validate_json(json.dumps({**good, field: value}))
+        assert field in {str(part) for error in raised.value.errors() for part in error["loc"]}, field
+    assert pydantic_model("Employee").model_validate_json(json.dumps({**employee(1), "hire_date": "2020-03-01"}))
+    with pytest.raises(ValidationError):
+        pydantic_model("Employee").model_validate_json(json.dumps({**employee(1), "hire_date": 0}))
+
+
+def test_model_declared_extra_fields_are_validated_by_name():
+    from features.strict import JsonFloat
+
+    model = pydantic_model("Employee", extra_fields={"Age": JsonFloat})
+    row = {k: v for k, v in employee(1).items() if v is not None}
+    assert model.model_validate_json(json.dumps({**row, "Age": 41})).Age == 41
+    with pytest.raises(ValidationError):
+        model.model_validate_json(json.dumps({**row, "Age": "forty"}))
+    with pytest.raises(ValidationError):
+        model.model_validate_json(json.dumps({**row, "Salary": 1}))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pandas as pd
@@ -175,7 +175,7 @@ def test_aware_times_are_stored_as_utc(store, policy):
     warning = file(store, risk(), policy, now=datetime(2025, 6, 1, 17, 0, tzinfo=beijing)).record
     assert (store.get(warning.id).created_at, store.get(warning.id).deadline_at) == (T0, T0 + timedelta(hours=4))
     assert store.escalate_overdue(datetime(2025, 6, 1, 16, 59, tzinfo=beijing) + timedelta(hours=4)) == []
-    assert len(store.escalate_overdue(T0.replace(tzinfo=timezone.utc) + timedelta(hours=4))) == 1
+    assert len(store.escalate_overdue(T0.replace(tzinfo=UTC) + timedelta(hours=4))) == 1
 
 
 def test_nul_in_text_is_refused_by_name_on_postgres_and_kept_on_sqlite(store, policy):
@@ -256,11 +256,13 @@ def test_open_red_inhibits_lower_warnings_on_the_same_subject(store, policy):
     assert (muted.record.muted_reason, muted.record.muted_by) == ("inhibited", red.id)
     elsewhere = file(store, risk(subject="post:2"), policy, now=T0 + timedelta(hours=2))
     assert elsewhere.notified and elsewhere.record.muted_reason is None
-    store.acknowledge(red.id, "E110")
-    store.resolve(red.id, "E110", "true_alarm")
+    store.acknowledge(red.id, "E110", now=T0 + timedelta(hours=3))
+    store.resolve(red.id, "E110", "true_alarm", now=T0 + timedelta(hours=3))
+    assert store.get(muted.record.id).muted_reason is None  # its cause is gone: see test_muting_follows_its_cause
     after = file(store, risk(), policy, now=T0 + timedelta(hours=4))
     assert after.created and after.notified and after.record.muted_reason is None
-    assert [w.id for w in store.list(include_muted=False)] == [after.record.id, elsewhere.record.id, red.id]
+    assert [w.id for w in store.list(include_muted=False)] == \
+        [after.record.id, elsewhere.record.id, muted.record.id, red.id]
 
 
 def test_silence_mutes_until_it_expires(store, policy):
@@ -378,12 +380,14 @@ def test_deleted_tail_is_detected_through_the_head(audited):
 
 
 def test_inserted_row_with_a_valid_looking_hash_is_detected(audited):
+    """Even signed with the audit key (an insider on the service host), a row appended behind the head shows."""
     last = audited.audit_entries()[-1]
     before = after = json.dumps({"status": "resolved"})
-    digest = _entry_hash(last.hash, 8, "warning", 3, "resolve", "intruder", T0, before, after)
+    kid, key = audited.audit_keys.active
+    digest = _entry_hash(last.hash, 8, "warning", 3, "resolve", "intruder", T0, before, after, key, kid)
     raw(audited, sa.insert(audit_table).values(seq=8, entity="warning", entity_id=3, action="resolve",
                                                actor="intruder", at=T0, before=before, after=after,
-                                               prev_hash=last.hash, hash=digest))
+                                               prev_hash=last.hash, hash=digest, key_id=kid))
     assert "审计记录 #8 起不在链头登记范围内（被追加插入）" in audited.verify_audit().problem
 
 
@@ -431,7 +435,7 @@ def test_concurrent_writers_lose_nothing(db_url, policy, shared_instance):
                 own = file(store, risk(subject=f"post:{worker}-{k}"), policy).record
                 store.acknowledge(own.id, f"worker-{worker}")
                 file(store, risk(subject="post:shared"), policy, now=T0 + timedelta(seconds=k))
-        except BaseException as error:  # surfaced below: a thread's exception would otherwise vanish
+        except BaseException as error:  # noqa: BLE001 - surfaced below: a thread exception would otherwise vanish
             errors.append(error)
         finally:
             if store is not shared:
@@ -465,7 +469,7 @@ def test_replicas_starting_together_on_an_empty_database(db_url, policy):
             file(store, risk(subject=f"post:{replica}"), policy)
             keys.create(f"replica-{replica}", "hr_system")
             store.close()
-        except BaseException as error:  # surfaced below
+        except BaseException as error:  # noqa: BLE001 - surfaced below
             errors.append(error)
 
     pool = [threading.Thread(target=boot, args=(r,)) for r in range(replicas)]
@@ -502,7 +506,7 @@ def test_audit_check_reads_one_snapshot_while_writers_commit(db_url, policy):
                 with progress:
                     committed[0] += 1
                     progress.notify_all()
-        except BaseException as error:
+        except BaseException as error:  # noqa: BLE001 - surfaced below
             errors.append(error)
             with progress:
                 progress.notify_all()
@@ -633,8 +637,8 @@ def test_store_sends_route_webhooks_on_lifecycle_events(receiver, db_url):
 def test_batched_intake_files_like_one_by_one(db_url, tmp_path, policy):
     """The service files a batch of /assess events in one transaction; the outcome must be what filing them one
     by one gives: same warnings, grouping within the batch, same audit actions, a valid chain."""
-    events = [risk("post:1"), risk("post:2", loss_type="opportunity", function="sales"), risk("post:1", velocity_per_hour=900),
-              risk("post:3", loss_type="culture", function="hr")]
+    events = [risk("post:1"), risk("post:2", loss_type="opportunity", function="sales"),
+              risk("post:1", velocity_per_hour=900), risk("post:3", loss_type="culture", function="hr")]
     batched = WarningStore(db_url, policy=policy)
     one_by_one = WarningStore(f"sqlite:///{tmp_path / 'sequential.db'}", policy=policy)
     try:
