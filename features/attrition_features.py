@@ -16,8 +16,8 @@ under its old name, because registered models are pickled with it: every stored 
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -60,7 +60,7 @@ class FeatureSpec:
     def tree_categorical(self) -> list[str]:
         return [*self.categorical, *(PROTECTED if self.use_protected else ())]
 
-    def with_protected(self, enabled: bool = True) -> "FeatureSpec":
+    def with_protected(self, enabled: bool = True) -> FeatureSpec:
         return replace(self, use_protected=enabled)
 
 
@@ -105,6 +105,24 @@ IBM_SPEC = FeatureSpec(
     monotone=(("overtime_hours", 1), ("engagement_score", -1), ("pay_vs_band", -1)),
 )
 
+# A single export without IBM's columns: the Employee contract's own fields, nothing that needs a history (overtime
+# trends, manager changes, team leavers: one snapshot cannot show change) or text.
+EXPORT_SPEC = FeatureSpec(
+    name="export",
+    numeric=("tenure_years", "years_since_promotion", "pay_vs_band", "overtime_hours", "performance_rating",
+             "engagement_score"),
+    ordinal=("job_level",),
+    categorical=("department_id", "role"),
+    monotone=(("overtime_hours", 1), ("engagement_score", -1), ("pay_vs_band", -1)),
+)
+
+
+def export_spec(features: pd.DataFrame) -> FeatureSpec:
+    """The spec for a single export (training.attrition_data): IBM_SPEC when the export carries every column it
+    reads, else EXPORT_SPEC. The fitted model keeps it, so whoever scores the model knows what it reads."""
+    has = [c for c in IBM_SPEC.columns if c in features and features[c].notna().any()]
+    return IBM_SPEC if len(has) == len(IBM_SPEC.columns) else EXPORT_SPEC
+
 
 # ------------------------------------------------------------------------------------------------ model
 @dataclass
@@ -133,6 +151,20 @@ class AttritionModel:
 
     def tree_input(self, features: pd.DataFrame) -> pd.DataFrame:
         return tree_input(features, self.spec, self.categories)
+
+    def missing_inputs(self, features: pd.DataFrame) -> list[str]:
+        """Spec columns these features lack entirely (absent, or empty in every row): scoring them would read
+        blanks, e.g. an IBM-export model on a snapshot history without Age or MonthlyIncome."""
+        return [c for c in self.spec.columns if c not in features or features[c].isna().all()]
+
+    def request_inputs(self) -> list[str]:
+        """Columns a caller must send beside the Employee contract for this model to read its inputs: none for
+        a history model (everything else is computed, or may be unknown); an export's own columns (IBM's Age,
+        MonthlyIncome, satisfaction scales, ...) for a model trained on that export. The API and /info read it."""
+        from features.attrition_build import COMPUTED_FEATURES
+        from features.contracts import EMPLOYEE
+
+        return [c for c in self.spec.columns if c not in COMPUTED_FEATURES and c not in EMPLOYEE.names]
 
     # -- scores
     def log_odds(self, features: pd.DataFrame) -> np.ndarray:
@@ -168,7 +200,8 @@ class AttritionModel:
         """Top risk-raising features per row as (feature, Chinese reason); only positive contributions count."""
         values = contributions.to_numpy()
         order = np.argsort(-values, axis=1)
-        departments = features["department_id"] if "department_id" in features else pd.Series(None, index=features.index)
+        departments = (features["department_id"] if "department_id" in features
+                       else pd.Series(None, index=features.index))
         out = []
         for i, row in enumerate(order):
             picked = []

@@ -154,7 +154,19 @@ REPOST = Contract(
     ),
 )
 
-CONTRACTS = {c.name: c for c in (EMPLOYEE, ORG_UNIT, POST, COMPLAINT, REPOST)}
+# A company's own labelled texts (what its reviewers marked): any of the three labels may be missing, but not all.
+LABELLED_TEXT = Contract(
+    name="LabelledText",
+    id_column="text",  # one label set per text: a text labelled twice would straddle train/test splits
+    columns=(
+        Col("text", "text", max_len=5000),
+        Col("sentiment", "category", required=False, choices=SENTIMENTS),
+        Col("loss_type", "category", required=False, choices=LOSS_TYPES),
+        Col("function", "category", required=False, choices=TEXT_FUNCTIONS),
+    ),
+)
+
+CONTRACTS = {c.name: c for c in (EMPLOYEE, ORG_UNIT, POST, COMPLAINT, REPOST, LABELLED_TEXT)}
 
 
 @dataclass(frozen=True)

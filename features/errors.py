@@ -12,7 +12,8 @@ conflicting state changes, or wait until the missing piece (a trained model, a d
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 # "reposts[0].timestamp: 转发时间…" -> field "reposts[0].timestamp": most messages already start with the field
 _FIELD_PREFIX = re.compile(r"^([A-Za-z_][\w.\[\]]*): ")

@@ -9,12 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import mlflow
 import pandas as pd
 
+import mlflow
 from features.errors import Unavailable
 from features.settings import configure_mlflow
-
 
 # Explicit requirements keep MLflow from inferring them (slow, and it would record test tools and +cpu tags).
 PIP_REQUIREMENTS = [
@@ -70,7 +69,7 @@ def load_model(uri: str, name: str | None = None) -> LoadedModel:
         model_name, _, ref = uri.removeprefix("models:/").partition("@")
         try:
             version = client.get_model_version_by_alias(model_name, ref).version if ref else ""
-        except Exception:
+        except Exception:  # noqa: BLE001 - MLflow raises several types for a missing alias
             version = ""
     estimator = pyfunc.unwrap_python_model().estimator
     return LoadedModel(name=name or uri, version=str(version or pyfunc.metadata.run_id or ""), uri=uri,

@@ -43,6 +43,8 @@ class Settings:
     root: Path = PROJECT_ROOT
     data_dir: Path = PROJECT_ROOT / "data"
     generated_dir: Path = PROJECT_ROOT / "data" / "generated"
+    imported_dir: Path = PROJECT_ROOT / "data" / "imported"  # where `lossguard data import` writes by default
+    serve_data_dir: str = ""  # an import folder the service reads its org chart and roster from ("": generated)
     models_dir: Path = PROJECT_ROOT / "models"
     cache_dir: Path = PROJECT_ROOT / ".cache"
     mlflow_dir: Path = PROJECT_ROOT / "mlflow"
@@ -52,6 +54,9 @@ class Settings:
     # real repost cascades (posts.parquet + reposts.parquet): `lossguard train spread` uses them when they exist,
     # else the synthetic company's (LOSSGUARD_CASCADES_DIR=none turns them off)
     cascades_dir: Path = PROJECT_ROOT.parent / "shared" / "data" / "weibo_cascades"
+    # SMP2020-EWECT labelled Weibo posts ({usual,virus}_{train,eval}.csv): sentiment trains and is scored on them
+    # when they exist, else on the shipped corpora alone (LOSSGUARD_SMP_DIR=none turns them off)
+    smp_dir: Path = PROJECT_ROOT.parent / "shared" / "data" / "smp2020_ewect"
     seed: int = 42
     employees: int = 5000
     days: int = 365
@@ -62,6 +67,7 @@ class Settings:
     audience_timezone: str = "Asia/Shanghai"  # the clock of the audience (hour-of-day features of the spread model)
     max_text_chars: int = 5000
     max_batch: int = 1000
+    predict_workers: int = 0  # scoring processes for `lossguard predict sentiment`; 0 = one per CPU but one
     warnings_db: str = ""
     policy_path: Path = PROJECT_ROOT / "serving" / "policy.yaml"
     keywords_path: Path = PROJECT_ROOT / "data" / "keywords.yaml"

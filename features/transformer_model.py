@@ -7,8 +7,9 @@ torch and transformers are imported only when a transformer model is actually us
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -54,7 +55,7 @@ class TransformerTextModel(TextClassifier):
         self.tokenizer.save_pretrained(folder)
         return folder
 
-    def attach(self, folder: Path | str) -> "TransformerTextModel":
+    def attach(self, folder: Path | str) -> TransformerTextModel:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         self.tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)

@@ -37,7 +37,22 @@ EMPLOYEE_SIGNALS = {
 }
 PostBase = pydantic_model("Post", optional_fields=("post_id", "internal"))
 RepostBase = pydantic_model("Repost", optional_fields=("post_id",))
-EmployeeBase = pydantic_model("Employee", extra_fields=EMPLOYEE_SIGNALS)
+# An export's own columns that a model trained on the export reads as features (IBM's HR export: IBM_SPEC's
+# request_inputs), declared by name and type like the signals; a record sends them only for such a model, which
+# refuses a record without them (Engine.score_employees). tests/service/test_own_data_service.py checks that every
+# column an export spec needs is declared here.
+_SCALE = Annotated[JsonInt, Field(ge=1, le=4)]  # IBM's 1-4 survey scales
+_YEARS = Annotated[JsonInt, Field(ge=0, le=80)]
+EXPORT_COLUMNS = {
+    "Age": Annotated[JsonInt, Field(ge=14, le=100)], "MonthlyIncome": Annotated[JsonFloat, Field(ge=0, le=1e9)],
+    "NumCompaniesWorked": Annotated[JsonInt, Field(ge=0, le=100)], "TotalWorkingYears": _YEARS,
+    "YearsInCurrentRole": _YEARS, "YearsWithCurrManager": _YEARS,
+    "TrainingTimesLastYear": Annotated[JsonInt, Field(ge=0, le=366)],
+    "DistanceFromHome": Annotated[JsonFloat, Field(ge=0, le=10_000)], "EnvironmentSatisfaction": _SCALE,
+    "JobSatisfaction": _SCALE, "RelationshipSatisfaction": _SCALE, "WorkLifeBalance": _SCALE, "JobInvolvement": _SCALE,
+    "StockOptionLevel": Annotated[JsonInt, Field(ge=0, le=10)], "BusinessTravel": name(64), "EducationField": name(64),
+}
+EmployeeBase = pydantic_model("Employee", extra_fields=EMPLOYEE_SIGNALS | EXPORT_COLUMNS)
 
 
 def _now() -> datetime:
@@ -123,7 +138,8 @@ class EventIn(BaseModel):
 
 
 class EmployeeIn(EmployeeBase):  # type: ignore[valid-type, misc]
-    """An HR record as of snapshot_date; the 90-day signals (EMPLOYEE_SIGNALS) may be sent precomputed."""
+    """An HR record as of snapshot_date; the 90-day signals (EMPLOYEE_SIGNALS) may be sent precomputed, and an
+    export's own columns (EXPORT_COLUMNS) for a model trained on that export (GET /info: `request_inputs`)."""
 
     model_config = STRICT
 

@@ -38,7 +38,7 @@ class Batcher:
                     results = await anyio.to_thread.run_sync(self.assess_many, [event for event, _ in batch])
                 except Exception as exc:  # noqa: BLE001 - handed to every caller of the batch
                     results = [exc] * len(batch)
-                for (_, future), result in zip(batch, results):
+                for (_, future), result in zip(batch, results, strict=True):
                     if not future.done():
                         future.set_result(result)
         finally:

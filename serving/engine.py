@@ -13,14 +13,13 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from features.contracts import INTERNAL_CHANNELS, POST_CHANNELS, TEXT_FUNCTIONS, ContractError
-from features.errors import LossguardError, NotFound, Unavailable, field_error
+from features.errors import LossguardError, NotFound, field_error
 from features.model_specs import MODEL_NAMES
 from features.modelio import LoadedModel, ModelNotFound, load_champion
 from features.sanitize import text_problem, visible, visible_positions
@@ -29,6 +28,7 @@ from serving import views
 from serving.auth import Principal
 from serving.owners import OrgChart, resolve_owners
 from serving.policy import Policy
+from serving.roster import ORG_TABLES, check_data, data_tables, score_roster  # noqa: F401 - ORG_TABLES re-exported
 from serving.rules import RiskInput, evaluate
 from serving.store import WarningNotFound, WarningStore
 from serving.views import BAND_ZH
@@ -36,7 +36,7 @@ from serving.webhooks import WebhookDispatcher
 
 log = logging.getLogger("lossguard")
 
-ORG_TABLES = ("org_units", "employees", "snapshots", "posts", "complaints")
+
 
 
 @dataclass
@@ -47,6 +47,7 @@ class Engine:
     chart: OrgChart
     store: WarningStore
     roster: pd.DataFrame  # current employees, scored once at start: team views are a filter, not a model call
+    roster_note: str | None = None  # why the roster is unscored, when the attrition model cannot read it
     max_reach: float = settings.max_reach  # the most people a post can plausibly reach (see _plausible_reach)
     anchor_sender: WebhookDispatcher | None = None  # audit anchors off the host (settings.audit_anchor_url)
     monitor: Any = None   # serving.monitoring.monitor.Monitor: counts, spikes, complaint clusters, effects
@@ -56,7 +57,6 @@ class Engine:
         """Fail fast, naming what is missing and how to fix it, when training or data generation has not run.
         Cheap (registry lookups, file checks): the service runs it once before starting its workers."""
         import mlflow
-
         from features.settings import configure_mlflow
 
         configure_mlflow()
@@ -71,10 +71,12 @@ class Engine:
             raise ModelNotFound(
                 f"缺少已注册的 champion 模型: {', '.join(missing)} (MLflow {settings.tracking_uri}); "
                 "请先运行 `make train` (或 `lossguard train all`)")
-        folder = Path(settings.generated_dir)
-        absent = [t for t in ORG_TABLES if not (folder / f"{t}.parquet").exists()]
-        if absent:
-            raise Unavailable(f"{folder} 中缺少 {absent}: 请先运行 `make data` (或 `lossguard data generate`)")
+        check_data()
+
+    @staticmethod
+    def data_tables() -> dict[str, pd.DataFrame | None]:
+        """The org chart, people and event tables the service reads (serving/roster.py)."""
+        return data_tables()
 
     @classmethod
     def from_settings(cls) -> Engine:
@@ -83,8 +85,7 @@ class Engine:
 
         cls.preflight()
         models = {name: load_champion(name) for name in MODEL_NAMES}
-        folder = Path(settings.generated_dir)
-        tables = {t: pd.read_parquet(folder / f"{t}.parquet") for t in ORG_TABLES}
+        tables = cls.data_tables()
         policy = Policy.load(settings.policy_path)
         keywords = KeywordLibrary.load(settings.keywords_path)
         policy.check_keyword_kinds(keywords.kinds(), f"关键词库 {settings.keywords_path}")  # else hits route nowhere
@@ -132,8 +133,17 @@ class Engine:
         return [model.labels[i] for i in proba.argmax(axis=1)], proba
 
     def score_employees(self, records: list[dict]) -> list[dict]:
-        """Attrition for API records (already validated); precomputed signals in extra fields are used."""
-        scored = self.models["attrition"].estimator.predict_frame(pd.DataFrame(records))
+        """Attrition for API records (already validated); precomputed signals in extra fields are used. A model
+        trained on an export reads the export's own columns too (`request_inputs`, listed by GET /info): a record
+        without them is refused naming the field, not scored on blanks."""
+        loaded = self.models["attrition"]
+        needed = loaded.estimator.request_inputs() if hasattr(loaded.estimator, "request_inputs") else []
+        for i, record in enumerate(records):
+            missing = [c for c in needed if record.get(c) is None]
+            if missing:
+                raise field_error(f"[{i}].{missing[0]}", f"attrition v{loaded.version} 按 {loaded.estimator.spec.name} "
+                                  f"特征训练, 每条记录还需要 {missing} (完整列表见 GET /info)")
+        scored = loaded.estimator.predict_frame(pd.DataFrame(records))
         return [
             {"employee_id": e, "propensity": round(float(p), 4), "band": b, "band_zh": BAND_ZH.get(b, b),
              "drivers": list(d)}
@@ -141,30 +151,10 @@ class Engine:
                                   scored["drivers"], strict=True)
         ]
 
-    def score_roster(self, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
-        """Every current employee as of the latest snapshot, with the same history-based features as training."""
-        snapshots = tables["snapshots"]
-        latest_day = snapshots["snapshot_date"].max()
-        leave = pd.to_datetime(snapshots["leave_date"])
-        current = snapshots[(snapshots["snapshot_date"] == latest_day) & (leave.isna() | (leave > latest_day))]
-        current = current.reset_index(drop=True)
-        if current.empty:
-            return current.assign(propensity=[], band=[], drivers=[], driver_features=[])
-        sentiment = self.models["sentiment"].estimator
-
-        def p_neg(texts: list[str]) -> np.ndarray:
-            return sentiment.predict_frame(pd.DataFrame({"text": texts}))["p_neg"].to_numpy(dtype=float)
-
-        scored = self.models["attrition"].estimator.predict_frame(
-            current, history=snapshots, posts=tables["posts"], complaints=tables["complaints"],
-            org_units=tables["org_units"], sentiment_fn=p_neg)
-        out = current.reindex(columns=["employee_id", "department_id", "role", "pay_vs_band", "performance_rating"])
-        out["is_key"] = current["is_key"].astype(bool) if "is_key" in current else False
-        for column in ("propensity", "band", "drivers"):
-            out[column] = scored[column].to_numpy()
-        out["driver_features"] = (scored["driver_features"].to_numpy() if "driver_features" in scored
-                                  else [[] for _ in range(len(out))])
-        return out
+    def score_roster(self, tables: dict[str, pd.DataFrame | None]) -> pd.DataFrame:
+        """The current employees scored once (serving/roster.py); `roster_note` says why when they are not."""
+        roster, self.roster_note = score_roster(self.models, tables)
+        return roster
 
     def forecast(self, post: dict, reposts: list[dict], p_neg: float, loss_type: str) -> dict:
         """Spread forecast from the reposts seen so far; the window is the time elapsed since the post."""
@@ -453,7 +443,8 @@ class Engine:
         members = self.roster[self.roster["department_id"].isin(self.chart.subtree(unit_id))]
         horizon = getattr(self.models["attrition"].estimator, "horizon_days", settings.attrition_horizon_days)
         return views.team_view(unit_id, self.chart.units[unit_id].name, members, principal,
-                               horizon_days=int(horizon), model_version=self.models["attrition"].version)
+                               horizon_days=int(horizon), model_version=self.models["attrition"].version,
+                               note=self.roster_note)
 
 
 @dataclass(frozen=True)
@@ -497,3 +488,4 @@ def _naive_utc(value) -> datetime | None:
     if stamp.tzinfo is not None:
         stamp = stamp.tz_convert("UTC").tz_localize(None)
     return stamp.to_pydatetime()
+

@@ -199,12 +199,19 @@ class Lossguard:
     # ---- warnings, teams, identity (FastAPI routes on the same service) --------------------------------------
     @web.get("/info")
     def info(self, request: Request):
-        """Model versions served (MLflow champions), and whether adaptive batching is on. Where the registry lives
-        is an operator's business: only an admin reads the tracking URI (without credentials)."""
+        """Model versions served (MLflow champions), the inputs the attrition model reads (an export-trained model
+        lists the export columns each /attrition record must carry: `request_inputs`), and whether adaptive
+        batching is on. Where the registry and the data live is an operator's business: only an admin reads the
+        tracking URI (without credentials) and the data folder."""
+        attrition = self.engine.models["attrition"].estimator
+        inputs = {"attrition": {"spec": attrition.spec.name, "features": list(attrition.spec.columns),
+                                "request_inputs": attrition.request_inputs()}} if hasattr(attrition, "spec") else {}
         out = {"service": "lossguard", "batching": BATCHING,
-               "models": {n: {"version": m.version, "uri": m.uri} for n, m in self.engine.models.items()}}
+               "models": {n: {"version": m.version, "uri": m.uri} | inputs.get(n, {})
+                          for n, m in self.engine.models.items()}}
         if _principal(request).role == "admin":
             out["tracking_uri"] = re.sub(r"//[^/@]*@", "//***@", settings.tracking_uri)
+            out["data"] = settings.serve_data_dir or str(settings.generated_dir)
         return out
 
     @web.get("/me")

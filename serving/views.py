@@ -62,30 +62,45 @@ def warning_view(record, policy: Policy, chart: OrgChart, audit: Iterable | None
 
 
 def team_view(unit_id: str, unit_name: str, members: pd.DataFrame, principal: Principal, *, horizon_days: int,
-              model_version: str) -> dict:
-    """Headcount, expected leavers and the riskiest people of a unit's subtree (`members`); masked by role."""
-    members = members.sort_values("propensity", ascending=False, kind="stable")
+              model_version: str, note: str | None = None) -> dict:
+    """Headcount, expected leavers and the riskiest people of a unit's subtree (`members`); masked by role.
+
+    Members the attrition model could not score (`note` says why: a model trained on other inputs than the
+    roster's) are counted but carry no propensity; the figures are then null, never a guess."""
+    scored = members[members["propensity"].notna()].sort_values("propensity", ascending=False, kind="stable")
     employees = [
         mask_record({
-            "employee_id": row.employee_id, "department_id": row.department_id, "role": row.role,
+            "employee_id": row.employee_id, "department_id": row.department_id, "role": _plain(row.role),
             "is_key": bool(row.is_key), "propensity": round(float(row.propensity), 4), "band": row.band,
             "band_zh": BAND_ZH.get(row.band, row.band),
             "drivers": _drivers_for(principal, list(row.drivers), list(row.driver_features)),
-            "pay_vs_band": round(float(row.pay_vs_band), 3),
-            "performance_rating": float(row.performance_rating),
+            "pay_vs_band": _number(row.pay_vs_band, 3), "performance_rating": _number(row.performance_rating, 2),
         }, principal)
-        for row in members.head(TEAM_EMPLOYEES_SHOWN).itertuples(index=False)
+        for row in scored.head(TEAM_EMPLOYEES_SHOWN).itertuples(index=False)
     ]
-    high = members["band"] == "high"
-    return {
+    high = scored["band"] == "high"
+    unscored = len(members) > 0 and scored.empty
+    view = {
         "unit_id": unit_id, "unit_name": unit_name, "headcount": int(len(members)),
         "horizon_days": horizon_days,
-        "expected_leavers": round(float(members["propensity"].sum()), 2),
-        "high_share": round(float(high.mean()), 4) if len(members) else 0.0,
-        "high_risk_key_employees": int((high & members["is_key"]).sum()),
-        "top_drivers": [_drivers_for(principal, [d], [f])[0] for d, f in _top_first_drivers(members)],
+        "expected_leavers": None if unscored else round(float(scored["propensity"].sum()), 2),
+        "high_share": None if unscored else (round(float(high.mean()), 4) if len(scored) else 0.0),
+        "high_risk_key_employees": None if unscored else int((high & scored["is_key"].astype(bool)).sum()),
+        "top_drivers": [_drivers_for(principal, [d], [f])[0] for d, f in _top_first_drivers(scored)],
         "employees": employees, "model_version": model_version,
     }
+    if note and unscored:
+        view["note"] = note
+    return view
+
+
+def _number(value, digits: int) -> float | None:
+    """A figure for JSON: NaN (not in every export) becomes null, not an invalid reply."""
+    return None if value is None or pd.isna(value) else round(float(value), digits)
+
+
+def _plain(value):
+    return None if value is None or (not isinstance(value, str) and pd.isna(value)) else value
 
 
 def _top_first_drivers(members: pd.DataFrame, top: int = 3) -> list[tuple[str, str]]:

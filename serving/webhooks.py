@@ -15,9 +15,10 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -78,7 +79,7 @@ class WebhookDispatcher:
         self._worker: threading.Thread | None = None
 
     @classmethod
-    def from_policy(cls, policy: "Policy", secret: str | None = None, **options: Any) -> "WebhookDispatcher":
+    def from_policy(cls, policy: Policy, secret: str | None = None, **options: Any) -> WebhookDispatcher:
         return cls(policy.webhooks, secret, **options)
 
     @property
@@ -93,7 +94,7 @@ class WebhookDispatcher:
             return None
         delivery = Delivery(uuid.uuid4().hex, target, event, "queued")
         body = json.dumps({"id": delivery.id, "event": event, "target": target,
-                           "sent_at": datetime.now(timezone.utc).isoformat(), "data": payload},
+                           "sent_at": datetime.now(UTC).isoformat(), "data": payload},
                           ensure_ascii=False, default=str).encode("utf-8")
         with self._lock:
             if self._stop.is_set():

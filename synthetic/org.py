@@ -118,12 +118,13 @@ def build_org(employees: int, rng: np.random.Generator) -> Org:
     for division in SKELETON:
         division_of[division[0]] = add(division[0], company, 1, division[1], -1, division[2])
         seats_unit.append(division_of[division[0]]), seats_head.append(True)
-    for (division, (dept_name, dept_function, _, team_names)), dept_staff in zip(departments, staff):
+    for (division, (dept_name, dept_function, _, team_names)), dept_staff in zip(departments, staff, strict=True):
         dept = add(dept_name, division_of[division[0]], 2, dept_function, -1, division[2])
         department[dept] = dept
         seats_unit.append(dept), seats_head.append(True)
         n_teams = int(np.clip(round(dept_staff / TEAM_SIZE), 1, len(team_names)))
-        for team_name, team_staff in zip(team_names, _allocate(dept_staff, np.ones(n_teams), 1)):
+        sizes = _allocate(dept_staff, np.ones(n_teams), 1)
+        for team_name, team_staff in zip(team_names, sizes, strict=False):  # more names than teams
             team = add(team_name, dept, 3, dept_function, dept, division[2])
             if team_staff < SUBTEAM_SPLIT_AT:
                 seats_unit += [team] * team_staff
@@ -131,7 +132,7 @@ def build_org(employees: int, rng: np.random.Generator) -> Org:
                 continue
             seats_unit.append(team), seats_head.append(True)
             n_sub = min(len(SUBTEAM_NAMES), -(-(team_staff - 1) // SUBTEAM_SIZE))
-            for sub_name, sub_staff in zip(SUBTEAM_NAMES, _allocate(team_staff - 1, np.ones(n_sub), 1)):
+            for sub_name, sub_staff in zip(SUBTEAM_NAMES, _allocate(team_staff - 1, np.ones(n_sub), 1), strict=False):
                 sub = add(f"{team_name}{sub_name}", team, 4, dept_function, dept, division[2])
                 seats_unit += [sub] * sub_staff
                 seats_head += [True] + [False] * (sub_staff - 1)

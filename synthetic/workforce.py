@@ -14,12 +14,33 @@ import pandas as pd
 
 from synthetic.org import CITY_PROVINCE, HEAD_TITLES, ROLES, STAFF_LEVEL_P, Org
 from synthetic.truth import (
-    DAYS_PER_MONTH, ENGAGEMENT_MANAGER_CHANGE_DROP, ENGAGEMENT_NOISE_SD, ENGAGEMENT_OVERWORK_DRAG,
-    ENGAGEMENT_PROMOTION_BUMP, ENGAGEMENT_REVERSION, HAZARD_BETA, INTERNAL_CHANNEL_SHARE, INTERNAL_NEG_LOGIT,
-    INTERNAL_POST_RATE, INTERNAL_POST_RATE_SLOPE, LOW_ENGAGEMENT_THRESHOLD, NORMAL_OVERTIME_HOURS, OVERTIME_BASE,
-    OVERTIME_NOISE_SD, OVERTIME_PERSON_SD, OVERTIME_TREND, PAY_DRIFT, PAY_NOISE_SD, PROMOTION_MAX_LEVEL,
-    PROMOTION_RATE, PROMOTION_RATING_SLOPE, REPLACEMENT_DELAY_DAYS, TARGET_YEARLY_ATTRITION, TRANSFER_RATE,
+    DAYS_PER_MONTH,
+    ENGAGEMENT_MANAGER_CHANGE_DROP,
+    ENGAGEMENT_NOISE_SD,
+    ENGAGEMENT_OVERWORK_DRAG,
+    ENGAGEMENT_PROMOTION_BUMP,
+    ENGAGEMENT_REVERSION,
+    HAZARD_BETA,
+    INTERNAL_CHANNEL_SHARE,
+    INTERNAL_NEG_LOGIT,
+    INTERNAL_POST_RATE,
+    INTERNAL_POST_RATE_SLOPE,
+    LOW_ENGAGEMENT_THRESHOLD,
+    NORMAL_OVERTIME_HOURS,
+    OVERTIME_BASE,
+    OVERTIME_NOISE_SD,
+    OVERTIME_PERSON_SD,
+    OVERTIME_TREND,
+    PAY_DRIFT,
+    PAY_NOISE_SD,
+    PROMOTION_MAX_LEVEL,
+    PROMOTION_RATE,
+    PROMOTION_RATING_SLOPE,
+    REPLACEMENT_DELAY_DAYS,
+    TARGET_YEARLY_ATTRITION,
+    TRANSFER_RATE,
 )
+
 
 # ------------------------------------------------------------------------------------------------ the clock
 def _snapshot_days(start: pd.Timestamp, days: int) -> np.ndarray:
@@ -75,7 +96,8 @@ def _new_people(rng, org: Org, unit: np.ndarray, is_head: np.ndarray, job_level:
     home_city = np.array(org.city, dtype=object)[unit]
     cities = np.array(list(CITY_PROVINCE), dtype=object)
     location = np.where(rng.random(n) < 0.8, home_city, cities[rng.integers(0, len(cities), n)])
-    roles = np.array([ROLES[f][i % len(ROLES[f])] for f, i in zip(unit_function, rng.integers(0, 12, n))], dtype=object)
+    draws = rng.integers(0, 12, n)
+    roles = np.array([ROLES[f][i % len(ROLES[f])] for f, i in zip(unit_function, draws, strict=True)], dtype=object)
     roles[is_head] = np.array(HEAD_TITLES, dtype=object)[org.level[unit[is_head]]]
     engagement_base = np.clip(rng.normal(68, 10, n), 20, 98)
     is_key = rng.random(n) < 0.04 + 0.25 * (job_level >= 7) + 0.2 * (ability > 3.9)

@@ -14,8 +14,8 @@ stderr) instead of a score, so a file with a few broken rows is still scored and
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import lightgbm as lgb
 import numpy as np
@@ -32,7 +32,13 @@ from threadpoolctl import threadpool_limits
 from features.attrition_build import SentimentFn, build_features, labels
 from features.attrition_explain import department_of, rollup
 from features.attrition_features import (
-    CORE_SPEC, PROTECTED, AttritionModel, FeatureSpec, fit_categories, linear_input, reference_quantiles,
+    CORE_SPEC,
+    PROTECTED,
+    AttritionModel,
+    FeatureSpec,
+    fit_categories,
+    linear_input,
+    reference_quantiles,
 )
 from features.model_specs import BatchResult, Evaluator
 from features.settings import settings
@@ -126,7 +132,7 @@ def _stack(held_out: np.ndarray, y: np.ndarray, seed: int) -> tuple[LogisticRegr
                   <= (losses[c] - losses[best]).std(ddof=1) / np.sqrt(len(y))]
         chosen = min(within, key=lambda c: (len(c), losses[c].mean()))
     stacker = candidates[chosen]
-    weights = dict(zip(chosen, stacker.coef_[0]))
+    weights = dict(zip(chosen, stacker.coef_[0], strict=True))
     return stacker, float(weights.get(0, 0.0)), float(weights.get(1, 0.0))
 
 
@@ -147,7 +153,8 @@ def _fit_model(features: pd.DataFrame, y: np.ndarray, spec: FeatureSpec, groups,
     shell = AttritionModel(spec=spec, linear=None, tree=None, blend=(0.0, 1.0, 1.0), categories=categories,
                            thresholds=(0.0, 0.0), reference={}, horizon_days=horizon_days)
     held_out = np.full((len(y), 2), np.nan)
-    splits = _folds(y, None if groups is None else np.asarray(groups), None if times is None else np.asarray(times), seed)
+    splits = _folds(y, None if groups is None else np.asarray(groups),
+                    None if times is None else np.asarray(times), seed)
     for train, test in splits:
         part = _fit_parts(shell, features.iloc[train], y[train], seed)
         held_out[test, 0] = part.linear.decision_function(part.linear_input(features.iloc[test]))
@@ -209,7 +216,8 @@ def evaluate(y: Sequence[float], p: Sequence[float]) -> dict[str, float]:
 def group_gaps(p: np.ndarray, y: np.ndarray, groups: pd.Series) -> pd.DataFrame:
     """Mean score and actual leaver rate per group: the fairness view for attributes the model does not use."""
     frame = pd.DataFrame({"group": groups.astype(str).to_numpy(), "score": p, "actual": y})
-    table = frame.groupby("group").agg(n=("score", "size"), mean_score=("score", "mean"), actual_rate=("actual", "mean"))
+    table = frame.groupby("group").agg(n=("score", "size"), mean_score=("score", "mean"),
+                                       actual_rate=("actual", "mean"))
     return table[table["n"] >= 20]
 
 
@@ -262,8 +270,11 @@ def synthetic_dataset(tables: dict[str, pd.DataFrame], horizon_days: int | None 
     snapshots = tables["snapshots"]
     y = labels(snapshots, horizon_days, observed_until=pd.Timestamp(snapshots["snapshot_date"].max()))
     keep = y.notna().to_numpy()
-    features = build_features(snapshots[keep], history=snapshots, posts=tables["posts"],
-                              complaints=tables["complaints"], org_units=tables["org_units"],
+    posts = tables.get("posts")
+    if posts is not None and sentiment_fn is None and "sentiment" not in posts:
+        posts = None  # imported posts carry no labels: without a sentiment model there is no negativity to count
+    features = build_features(snapshots[keep], history=snapshots, posts=posts,
+                              complaints=tables.get("complaints"), org_units=tables.get("org_units"),
                               sentiment_fn=sentiment_fn)
     return features, y[keep].reset_index(drop=True)
 
@@ -309,12 +320,16 @@ def _plots(y: np.ndarray, scores: dict[str, np.ndarray], importance: pd.Series):
     return {"plots/roc.png": roc, "plots/calibration.png": calibration, "plots/importance.png": bars}
 
 
-def _rollups(model: AttritionModel, test: pd.DataFrame, org_units: pd.DataFrame, top: int = 10) -> dict:
-    """Riskiest teams (leaf units), departments and managers' teams at the latest test month."""
+def _rollups(model: AttritionModel, test: pd.DataFrame, org_units: pd.DataFrame | None, top: int = 10) -> dict:
+    """Riskiest teams (leaf units), departments (with an org chart) and managers' teams at the latest test month."""
     latest = test[test["snapshot_date"] == test["snapshot_date"].max()]
-    scored = model.score(latest).assign(department=lambda f: department_of(f["department_id"], org_units))
-    return {f"rollup_{name}": rollup(scored, by).head(top).round(4).to_dict("records")
-            for name, by in (("team", "department_id"), ("department", "department"), ("manager", "manager_id"))}
+    scored = model.score(latest)
+    views = [("team", "department_id"), ("manager", "manager_id")]
+    if org_units is not None and "level" in org_units:
+        scored = scored.assign(department=department_of(scored["department_id"], org_units))
+        views.insert(1, ("department", "department"))
+    return {f"rollup_{name}": rollup(scored, by).head(top).round(4).to_dict("records") for name, by in views
+            if scored[by].notna().any()}
 
 
 # ---------------------------------------------------------------------------------------------------- train
@@ -324,28 +339,27 @@ def summary_line(metrics: dict[str, float]) -> str:
             f"lift@10% {metrics['top_decile_lift']:.2f}")
 
 
-def promote_if_better(version: str, metrics: dict[str, float], *, promote: bool, force: bool) -> bool:
-    """Champion if none exists or the gate (training/gate.py: ROC-AUC on the fixed test months, Brier and ECE
-    within tolerance) says the new version is not worse; `force` overrides and is recorded."""
-    from training import gate
+def train(promote: bool = True, force: bool = False, generated_dir: Path | None = None, *,
+          tables: dict[str, pd.DataFrame] | None = None, data: dict[str, str] | None = None, **_) -> list[dict]:
+    """Fit on a snapshot history's earlier months, evaluate on the latest ones, log, register, gate.
 
-    return gate.maybe_promote(MODEL_NAME, version, metrics, promote=promote, force=force)
-
-
-def train(promote: bool = True, force: bool = False, generated_dir: Path | None = None, **_) -> list[dict]:
-    """Fit on the synthetic company's earlier months, evaluate on the latest ones, log, register, promote."""
+    The history is the synthetic company in `generated_dir` unless `tables` (snapshots and optionally posts,
+    complaints, org_units: a company's imported history) are given; `data` (data_dir, data_digest, ...) is then
+    logged so the model card names the data. The champion is re-scored on the same test months before the gate.
+    """
     import mlflow
-
     from features.settings import configure_mlflow
+    from training.gate import maybe_promote, rescore_champion
     from training.registry import log_and_register, log_figure, log_json
 
     configure_mlflow()
-    tables = load_tables(generated_dir)
+    tables = tables if tables is not None else load_tables(generated_dir)
     sentiment_fn, sentiment_source = registered_sentiment()
     features, y = synthetic_dataset(tables, sentiment_fn=sentiment_fn)
     train_mask, test_mask = time_split(features)
     with mlflow.start_run(run_name=MODEL_NAME):
         model = fit_model(features[train_mask], y[train_mask], times=features["snapshot_date"][train_mask])
+        model.metadata["design"] = "history"
         baseline = fit_baseline(features[train_mask], y[train_mask])
         test = features[test_mask].reset_index(drop=True)
         y_test = y[test_mask].to_numpy(dtype=int)
@@ -357,27 +371,51 @@ def train(promote: bool = True, force: bool = False, generated_dir: Path | None 
         for attr, table in gaps.items():
             metrics[f"score_gap_{attr}"] = float(table["mean_score"].max() - table["mean_score"].min())
         importance = global_drivers(model, test)
+        months = {name: ",".join(str(pd.Timestamp(d).date()) for d in np.unique(features["snapshot_date"][mask]))
+                  for name, mask in (("train_months", train_mask), ("test_months", test_mask))}
         mlflow.log_params({
             "spec": model.spec.name, "features": ",".join(model.spec.columns), "horizon_days": model.horizon_days,
-            "use_protected": model.spec.use_protected, "text_features": sentiment_source,
-            "train_months": ",".join(str(pd.Timestamp(d).date()) for d in np.unique(features["snapshot_date"][train_mask])),
-            "test_months": ",".join(str(pd.Timestamp(d).date()) for d in np.unique(features["snapshot_date"][test_mask])),
-            "blend_c_a_b": ",".join(f"{v:.3f}" for v in model.blend), "band_thresholds": ",".join(f"{v:.4f}" for v in model.thresholds),
+            "use_protected": model.spec.use_protected, "text_features": sentiment_source, **months,
+            "blend_c_a_b": ",".join(f"{v:.3f}" for v in model.blend),
+            "band_thresholds": ",".join(f"{v:.4f}" for v in model.thresholds), "data_design": "history",
             "linear_C": LINEAR_C, **{f"tree_{k}": v for k, v in TREE_PARAMS.items()},
+            **(data or {"data_dir": str(generated_dir or settings.generated_dir), "data_source": "synthetic"}),
         })
         mlflow.log_metrics(metrics)
         for path, figure in _plots(y_test, {"ours": p, "LR baseline": p_base}, importance).items():
             log_figure(figure, path)
         log_json({"importance": importance.round(5).to_dict(),
                   "fairness": {a: t.round(4).reset_index().to_dict("records") for a, t in gaps.items()},
-                  **_rollups(model, test, tables["org_units"])}, "attrition_report.json")
-        example = tables["snapshots"].iloc[:3].drop(columns=[c for c in tables["snapshots"]
-                                                             if c.startswith("truth_")])
-        version = log_and_register(model, MODEL_NAME, input_example=example,
+                  **_rollups(model, test, tables.get("org_units"))}, "attrition_report.json")
+        snapshots = tables["snapshots"]
+        example = snapshots.iloc[:3].drop(columns=[c for c in snapshots if c.startswith("truth_")])
+        version = log_and_register(model, MODEL_NAME, input_example=example_rows(example),
                                    tags={"spec": model.spec.name, "roc_auc": f"{metrics['roc_auc']:.4f}"})
-    promoted = promote_if_better(version, metrics, promote=promote, force=force)
+    rescored = rescore_champion(MODEL_NAME, version, score_on, (test, y_test), (data or {}).get("data_digest"))
+    promoted = maybe_promote(MODEL_NAME, version, metrics, promote=promote, force=force, rescored=rescored)
     return [{"name": MODEL_NAME, "version": version, "metrics": metrics, "summary": summary_line(metrics),
              "promoted": promoted}]
+
+
+def example_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows MLflow can store as the input example: nullable types (Int64, boolean, pd.NA) as plain objects."""
+    out = frame.astype(object).where(frame.notna(), None)
+    for column in frame.columns:
+        if pd.api.types.is_datetime64_any_dtype(frame[column]):
+            out[column] = frame[column].dt.strftime("%Y-%m-%d").where(frame[column].notna(), None)
+    return out
+
+
+def score_on(estimator: AttritionModel, data: tuple[pd.DataFrame, np.ndarray], run_id: str = "") -> dict[str, float]:
+    """A version's metrics on (features, labels); InputError when the features lack what its spec reads."""
+    from features.errors import InputError
+
+    features, y = data
+    missing = estimator.missing_inputs(features)
+    if missing:
+        raise InputError(f"评估数据缺少该版本需要的特征 {missing[:8]}{' …' if len(missing) > 8 else ''}",
+                         field=missing[0])
+    return evaluate(y, estimator.predict_proba(features))
 
 
 def evaluator(name: str = MODEL_NAME) -> Evaluator:
@@ -388,34 +426,41 @@ def evaluator(name: str = MODEL_NAME) -> Evaluator:
         _, test = time_split(features)
         return features[test].reset_index(drop=True), y[test].to_numpy(dtype=int)
 
-    def score(estimator, data, run_id: str) -> dict[str, float]:
-        features, y = data
-        return evaluate(y, estimator.predict_proba(features))
-
-    return Evaluator(load, score)
+    return Evaluator(load, score_on)
 
 
 # ---------------------------------------------------------------------------------------------- batch CLI
 def predict_file(input: Path | str, output: Path | str, mapping: str | None = None,
                  model_uri: str | None = None, chunk_rows: int = 2000) -> BatchResult:
-    """Score an HR export: one output row per input row, in input order.
+    """Score an HR export into CSV or Parquet (by `output`'s suffix): one output row per input row, in order.
 
     Output columns: row (0-based data row; CSV line = row + 2), employee_id, snapshot_date, propensity, band,
     band_zh, driver_1..driver_3, error. A bad row (missing required field, impossible date, hire after the
     snapshot = negative tenure, ...) keeps its place with an empty score and the reason in `error`, and is also
-    listed on stderr; every other row is scored.
+    listed on stderr; every other row is scored. The export is read whole (mappings compute group medians over
+    it, histories need all of a person's rows; HR exports are thousands of rows, not millions) and scored in
+    chunks. A model trained on an export's own columns (an IBM-export model given a plain Employee file) is
+    refused naming the columns it lacks (`request_inputs`), instead of scoring blanks; history signals a plain
+    file cannot carry are imputed, as in the service.
     """
     from tqdm import tqdm
 
     from features.contracts import EMPLOYEE, validate
+    from features.errors import InputError
     from features.loaders import load_hr_export
     from features.modelio import load_champion, load_model
-    from features.tables import read_table
+    from features.tables import TableWriter, check_output, read_table
 
+    output = check_output(output)
     # a mapping or contract that cannot be applied, an unreadable file or no champion: InputError/Unavailable
     checked = load_hr_export(input, mapping) if mapping else validate(read_table(input), EMPLOYEE)
     loaded = load_model(model_uri, MODEL_NAME) if model_uri else load_champion(MODEL_NAME)
     features = build_features(checked.frame)
+    needed = loaded.estimator.request_inputs() if hasattr(loaded.estimator, "request_inputs") else []
+    missing = [c for c in needed if c not in features or features[c].isna().all()] if len(features) else []
+    if missing:
+        raise InputError(f"{input}: 模型 {MODEL_NAME} v{loaded.version} 需要的列缺失 {missing[:8]} (该版本按 "
+                         f"{loaded.estimator.spec.name} 特征训练; 单次导出请用训练时的 --mapping)", field=missing[0])
     chunks = range(0, len(features), chunk_rows)
     parts = [loaded.estimator.score(features.iloc[start:start + chunk_rows])
              for start in tqdm(chunks, desc="attrition", unit="chunk", disable=len(chunks) < 3, file=sys.stderr)]
@@ -436,6 +481,8 @@ def predict_file(input: Path | str, output: Path | str, mapping: str | None = No
         print(f"[attrition] {error}", file=sys.stderr)
     bad = pd.DataFrame({"row": list(messages), "error": ["; ".join(m) for m in messages.values()]})
     out = pd.concat([good, bad], ignore_index=True).sort_values("row", kind="stable")
-    out.to_csv(output, index=False, encoding="utf-8-sig")
+    with TableWriter(output, encoding="utf-8-sig") as writer:
+        writer.write(out.astype({"snapshot_date": str}).replace({"snapshot_date": {"NaT": None, "nan": None}})
+                     if output.suffix.lower() == ".parquet" else out)
     print(f"[attrition] 已打分 {len(good)} 行, 错误 {len(bad)} 行 -> {output}", file=sys.stderr)
     return BatchResult(Path(output), scored=len(good), errors=len(bad))

@@ -9,30 +9,33 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
-import mlflow
 import pandas as pd
-from mlflow import MlflowClient
 from tqdm import tqdm
 
+import mlflow
 from features.errors import NotFound
 from features.model_specs import SPECS, Evaluator
 from features.model_specs import spec as model_spec
 from features.modelio import load_model
 from features.settings import configure_mlflow
+from mlflow import MlflowClient
 from training.gate import maybe_promote
 from training.registry import champion_version
 
 
-def evaluator(name: str) -> Evaluator:
-    """The model's own re-scoring recipe, from its training module (named in its ModelSpec)."""
-    return model_spec(name).resolve("evaluator")(name)
+def evaluator(name: str, data_dir: Path | str | None = None) -> Evaluator:
+    """The model's own re-scoring recipe, from its training module (named in its ModelSpec); with `data_dir`, on
+    that imported data instead of the built-in data."""
+    recipe = model_spec(name).resolve("evaluator")
+    return recipe(name) if data_dir is None else recipe(name, data_dir=data_dir)
 
 
-def evaluation_set(name: str):
+def evaluation_set(name: str, data_dir: Path | str | None = None):
     """The fixed held-out data `lossguard evaluate` scores `name` on (notebooks plot from it too)."""
     configure_mlflow()
-    return evaluator(name).load()
+    return evaluator(name, data_dir).load()
 
 
 def registered_versions(name: str) -> list[str]:
@@ -40,10 +43,10 @@ def registered_versions(name: str) -> list[str]:
     return sorted((str(v.version) for v in MlflowClient().search_model_versions(f"name = '{name}'")), key=int)
 
 
-def score_versions(name: str, versions: list[str]) -> dict[str, dict[str, float]]:
+def score_versions(name: str, versions: list[str], data_dir: Path | str | None = None) -> dict[str, dict[str, float]]:
     """Metrics per version on the fixed evaluation set (loaded once, shared by all versions)."""
     configure_mlflow()
-    recipe = evaluator(name)
+    recipe = evaluator(name, data_dir)
     client = MlflowClient()
     out = {}
     with tqdm(total=len(versions) + 1, desc=f"evaluate {name}", unit="step", file=sys.stderr) as bar:
@@ -80,8 +83,8 @@ class Comparison:
         return frame
 
 
-def compare_versions(name: str, version: str | None = None) -> Comparison:
-    """Score the champion and `version` (default: the latest) on the same evaluation set."""
+def compare_versions(name: str, version: str | None = None, data_dir: Path | str | None = None) -> Comparison:
+    """Score the champion and `version` (default: the latest) on the same evaluation set (of `data_dir`)."""
     model_spec(name)  # NotFound naming the known models
     registered = registered_versions(name)
     if not registered:
@@ -91,13 +94,14 @@ def compare_versions(name: str, version: str | None = None) -> Comparison:
         raise NotFound(f"{name} 没有版本 {challenger}; 已注册: {', '.join(registered)}", field="version")
     champion = champion_version(name)
     versions = [v for v in dict.fromkeys([champion, challenger]) if v is not None]
-    return Comparison(name, champion, challenger, score_versions(name, versions))
+    return Comparison(name, champion, challenger, score_versions(name, versions, data_dir))
 
 
-def promote(name: str, version: str | None = None, force: bool = False) -> tuple[bool, Comparison]:
+def promote(name: str, version: str | None = None, force: bool = False,
+            data_dir: Path | str | None = None) -> tuple[bool, Comparison]:
     """Re-score both versions and let the gate decide on those figures; the comparison table is logged to MLflow
     with the gate's own (nested) decision run."""
-    comparison = compare_versions(name, version)
+    comparison = compare_versions(name, version, data_dir)
     champion = comparison.metrics.get(comparison.champion) if comparison.champion != comparison.challenger else None
     with mlflow.start_run(run_name=f"promote-{name}-v{comparison.challenger}"):
         mlflow.set_tags({"promote.model": name, "promote.challenger": comparison.challenger,

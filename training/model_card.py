@@ -9,19 +9,20 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
+from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterable
-
-from mlflow import MlflowClient
+from typing import Any
 
 from features.model_specs import SPECS
 from features.settings import settings
+from mlflow import MlflowClient
 
 CARD_ARTIFACT = "model_card.md"
 
 _BASE_METRICS = ("macro_f1", "micro_f1", "f1", "accuracy", "precision", "recall", "roc_auc", "pr_auc", "brier", "ece",
-                 "top_decile_lift", "false_alarm", "log_loss", "mae", "msle", "coverage", "base_rate", "n")
+                 "top_decile_lift", "false_alarm", "neutral_to_neg", "fail_rate", "log_loss", "mae", "msle", "coverage",
+                 "base_rate", "n")
 _DATA_PARAM = re.compile(r"(data|corpus|rows|^n_|_n$|months|share|source|text_features|feedback|split|seed|windows)")
 _FAIRNESS_METRIC = re.compile(r"(gap|fairness|parity|disparity)")
 
@@ -116,7 +117,7 @@ def render_model_card(name: str, version: str, client: MlflowClient | None = Non
     run = client.get_run(model_version.run_id)
     params, metrics = dict(run.data.params), dict(run.data.metrics)
     card = SPECS[name].card if name in SPECS else None
-    created = datetime.fromtimestamp(model_version.creation_timestamp / 1000, tz=timezone.utc)
+    created = datetime.fromtimestamp(model_version.creation_timestamp / 1000, tz=UTC)
     lines = [f"# 模型卡片: {name} v{version}", "",
              f"- 任务: {card.task if card else name}",
              f"- 注册时间: {created:%Y-%m-%d %H:%M} UTC; MLflow run `{run.info.run_id}` ({run.info.run_name})",
@@ -134,6 +135,9 @@ def render_model_card(name: str, version: str, client: MlflowClient | None = Non
     lines += _fairness_sections(metrics, _json_artifacts(client, run.info.run_id))
     lines += ["## 已知局限 (known limits)", ""] + [f"- {limit}" for limit in (card.limits if card else ["未填写"])]
     lines += [""]
+    if card and card.design:
+        lines += ["## 设计选择及其实测 (design choices, measured when made)", ""]
+        lines += [f"- {choice}" for choice in card.design] + [""]
     other = {k: v for k, v in params.items() if k not in data_params}
     if other:
         lines += ["## 训练参数 (parameters)", ""] + _table(("参数", "值"), sorted(other.items())) + [""]

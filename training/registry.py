@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import mlflow
-from mlflow import MlflowClient
-
 from features.modelio import PIP_REQUIREMENTS, LossguardPyfunc
 from features.settings import configure_mlflow
+from mlflow import MlflowClient
 
 CHAMPION = "champion"
 
@@ -59,7 +59,7 @@ def champion_version(name: str) -> str | None:
     configure_mlflow()
     try:
         return str(MlflowClient().get_model_version_by_alias(name, CHAMPION).version)
-    except Exception:
+    except Exception:  # noqa: BLE001 - MLflow raises several types for a missing alias
         return None
 
 

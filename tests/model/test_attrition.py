@@ -15,8 +15,15 @@ from features.attrition_build import build_features, labels
 from features.attrition_explain import rollup
 from features.attrition_features import BANDS, IBM_SPEC
 from training.attrition import (
-    baseline_proba, evaluate, fit_baseline, fit_model, global_drivers, load_tables, planted_recovered,
-    synthetic_dataset, time_split,
+    baseline_proba,
+    evaluate,
+    fit_baseline,
+    fit_model,
+    global_drivers,
+    load_tables,
+    planted_recovered,
+    synthetic_dataset,
+    time_split,
 )
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -52,7 +59,8 @@ def test_planted_drivers_are_recovered(fitted):
     assert all(ranks[k] <= 6 for k in PERSISTENT), ranks
     contributions, _ = fitted.model.contributions(fitted.test)
     changed = fitted.test["manager_changed_90d"] == 1
-    assert contributions["manager_changed_90d"][changed].mean() > contributions["manager_changed_90d"][~changed].mean() + 0.05
+    manager = contributions["manager_changed_90d"]
+    assert manager[changed].mean() > manager[~changed].mean() + 0.05
 
 
 @pytest.mark.parametrize("columns, delta", [(("overtime_hours", "overtime_3m"), 20.0), (("pay_vs_band",), -0.2),
@@ -89,7 +97,8 @@ def test_drivers_are_chinese_reasons_for_risk_raising_features(fitted):
                                fitted.model.predict_proba(sample), rtol=1e-9)
     assert set(scored["band"]) <= set(BANDS) and scored["band"].nunique() > 1
     assert scored["drivers"].map(len).between(1, 3).mean() > 0.95
-    for texts, names, (_, row) in zip(scored["drivers"], scored["driver_features"], contributions.iterrows()):
+    rows = contributions.iterrows()
+    for texts, names, (_, row) in zip(scored["drivers"], scored["driver_features"], rows, strict=True):
         assert all(isinstance(t, str) and CJK.search(t) for t in texts)
         assert all(row[n] > 0 for n in names)
 
@@ -132,9 +141,8 @@ def registered(synthetic_dir):
 
 @pytest.mark.slow
 def test_training_logs_registers_and_promotes(registered):
-    from mlflow import MlflowClient
-
     from features.modelio import load_champion
+    from mlflow import MlflowClient
 
     assert registered["promoted"] and registered["name"] == "attrition"
     for key in ("roc_auc", "pr_auc", "brier", "ece", "top_decile_lift", "baseline_roc_auc", "baseline_brier"):

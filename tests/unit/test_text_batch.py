@@ -1,0 +1,44 @@
+"""The shared-work batch scorer gives each model's own figures, whatever views and bit widths the heads use."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.contracts import LOSS_TYPES, SENTIMENTS, TEXT_FUNCTIONS
+from features.text import LinearTextModel, LossTypeModel, TextFeaturizer, TextNormalizer
+from features.text_batch import TextBatchScorer
+from features.text_scope import TextView
+
+TEXTS = ["客服态度太差了，投诉三次都没人管", "虽然有点贵，但是很好吃", "并不是很专业",
+         "//@小王:转发 http://t.cn/abc 不错。", "下周一全员大会", "公司福利很好", "没有不满意的地方",
+         "星启科技又开始996了", "", "   ", "领导天天画大饼，不靠谱"]
+
+
+def head(task: str, labels, normalizer, view, bits: int, seed: int) -> LinearTextModel:
+    viewed = view(normalizer.batch(TEXTS)) if view is not None else normalizer.batch(TEXTS)
+    featurizer = TextFeaturizer(bits=bits, min_df=1).fit(viewed)
+    rng = np.random.default_rng(seed)
+    return LinearTextModel(task, labels, normalizer, featurizer, rng.normal(size=(len(labels), featurizer.n_features)),
+                           rng.normal(size=len(labels)), empty_label=labels[-1] if task != "sentiment" else "neu",
+                           temperature=0.8, view=view)
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_batch_scores_equal_each_models_own_with_mixed_views_and_bit_widths(shared):
+    normalizer = TextNormalizer(["星启科技"])
+    sentiment = head("sentiment", SENTIMENTS, normalizer, TextView(), 14, 0)
+    inner = sentiment if shared else head("sentiment", SENTIMENTS, normalizer, TextView(), 13, 1)
+    negative = tuple(t for t in LOSS_TYPES if t != "none")
+    loss = LossTypeModel(inner, head("loss_type", negative, normalizer, TextView(), 12, 2),
+                         head("event", ("none", "loss"), normalizer, TextView(scopes=()), 12, 3))
+    function = head("function", TEXT_FUNCTIONS, normalizer, None, 12, 4)
+    scorer = TextBatchScorer(sentiment, loss, function)
+    assert scorer.fast and len(scorer.views) == 3  # marked, cleaned only, plain: each hashed once
+    out = scorer.score(TEXTS)
+    frame = pd.DataFrame({"text": TEXTS})
+    expected = sentiment.predict_frame(frame)
+    np.testing.assert_allclose(out[["p_neg", "p_neu", "p_pos"]], expected[["p_neg", "p_neu", "p_pos"]], atol=1e-5)
+    assert out["label"].tolist() == expected["label"].tolist()
+    assert out["loss_type"].tolist() == loss.predict_frame(frame)["loss_type"].tolist()
+    assert out["function"].tolist() == function.predict_frame(frame)["function"].tolist()
