@@ -21,17 +21,15 @@ CHUNK = 5000
 
 
 def _monitor(db: str | None):
-    import pandas as pd
-
     from serving.monitoring.monitor import Monitor
     from serving.owners import OrgChart
     from serving.policy import Policy
+    from serving.roster import data_tables
     from serving.store import WarningStore
 
     policy = Policy.load()
-    folder = settings.generated_dir
-    chart = OrgChart.from_frame(pd.read_parquet(folder / "org_units.parquet"),
-                                pd.read_parquet(folder / "employees.parquet"))
+    tables = data_tables()  # the imported chart under LOSSGUARD_SERVE_DATA_DIR, as the service uses
+    chart = OrgChart.from_frame(tables["org_units"], tables["employees"])
     return Monitor(WarningStore(db or settings.warnings_db, policy=policy), policy, chart, background=False)
 
 
@@ -72,11 +70,26 @@ def import_series(
 @app.command("ingest")
 def ingest(
     path: Path = typer.Argument(..., help="Posts or complaints (Parquet/CSV) with text, channel, created_at and "
-                                         "optionally department_id, author_followers."),
-    kind: str = typer.Option("post", help="post or complaint"),
+                                         "optionally department_id, author_followers; or a folder "
+                                         "`lossguard data import` wrote (its posts and complaints)."),
+    kind: str = typer.Option("post", help="post or complaint (a file); a folder says it per table"),
     db: Optional[str] = typer.Option(None, help="Warning store URL; default LOSSGUARD_WARNINGS_DB."),
 ) -> None:
     """Score texts with the champion models and add them to the counts (the batch path beside /assess)."""
+    from features.errors import InputError
+
+    if path.is_dir():
+        tables = {k: path / f"{t}.parquet" for k, t in (("post", "posts"), ("complaint", "complaints"))}
+        found = {k: p for k, p in tables.items() if p.is_file()}
+        if not found:
+            raise InputError(f"{path}: 没有 posts.parquet 或 complaints.parquet (先用 `lossguard data import`)")
+        for table_kind, table in found.items():
+            ingest(table, kind=table_kind, db=db)
+        return
+    _ingest_file(path, kind, db)
+
+
+def _ingest_file(path: Path, kind: str, db: str | None) -> None:
     import pandas as pd
 
     from features.errors import InputError
