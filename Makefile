@@ -18,7 +18,7 @@ EMPLOYEES ?= 5000
 DAYS ?= 365
 PORT ?= 3000
 
-.PHONY: help venv install data train serve run test test-fast lint bench browser postgres java notebook clean
+.PHONY: help venv install data train serve run test test-fast lint bench browser postgres vendor java notebook clean
 
 help:  ## List the targets
 	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/  make \1\t\2/' | expand -t 20
@@ -60,9 +60,21 @@ serve: venv  ## Serve the BentoML service on 127.0.0.1:$(PORT) (its own BentoML 
 
 run: train serve  ## venv + data + train + serve: the newcomer's first command
 
-# Browser tests need Debian's Chromium; installed once if missing (CI runs as root on a clean machine).
-browser:  ## Install Debian's Chromium for the browser tests (once)
+# Browser tests need Debian's Chromium and a CJK font (else the dashboard's Chinese is drawn as boxes); installed once
+# if missing (CI runs as root on a clean machine).
+browser:  ## Install Debian's Chromium and a CJK font for the browser tests (once)
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || echo "chromium not installed: browser tests will skip"
+	@fc-list :lang=zh 2>/dev/null | grep -q . || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-wqy-zenhei >/dev/null) || echo "no CJK font installed: the font test will fail"
+
+# The dashboard's chart library, committed under serving/static/vendor; this re-fetches it from npm and checks it.
+ECHARTS_VERSION := 6.1.0
+ECHARTS_SHA256 := b66b25aeb4df84e33199dc21694014d336d222cbd9deb0e5a7c14bd6aa0d0fd0
+vendor:  ## Re-fetch ECharts from the npm registry into serving/static/vendor (checksum checked)
+	@tmp=$$(mktemp -d) && cd $$tmp && npm pack -q echarts@$(ECHARTS_VERSION) >/dev/null && tar xzf echarts-$(ECHARTS_VERSION).tgz && \
+	  echo "$(ECHARTS_SHA256)  package/dist/echarts.min.js" | sha256sum -c - && \
+	  cp package/dist/echarts.min.js $(CURDIR)/serving/static/vendor/echarts.min.js && \
+	  cp package/LICENSE $(CURDIR)/serving/static/vendor/ECHARTS-LICENSE && cp package/NOTICE $(CURDIR)/serving/static/vendor/ECHARTS-NOTICE && \
+	  rm -rf $$tmp
 
 # Postgres tests need Debian's PostgreSQL server (initdb/pg_ctl; the tests start their own throwaway cluster).
 postgres:  ## Install Debian's PostgreSQL for the store tests (once)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import audit, data, feedback, keys, models, policy, predict, store
+from cli import audit, data, feedback, keys, models, monitor, policy, predict, store
 from cli.errors import LossguardGroup
 
 app = typer.Typer(help="Lossguard: 声誉/文化/潜在利益 隐性损失预警", no_args_is_help=True, add_completion=False,
@@ -21,6 +21,7 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(feedback.app, name="feedback")
 app.add_typer(policy.app, name="policy")
 app.add_typer(store.app, name="store")
+app.add_typer(monitor.app, name="monitor")
 
 
 def main() -> None:  # pragma: no cover - console entry

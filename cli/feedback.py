@@ -16,7 +16,7 @@ def export(
     db: Optional[str] = typer.Option(None, help="Warning store URL; default LOSSGUARD_WARNINGS_DB."),
     out: Path = typer.Option(settings.generated_dir / "feedback", help="Folder the next `train` reads labels from."),
 ) -> None:
-    """Write resolved warnings (outcome, actual spread, corrected labels) as labeled rows for retraining."""
+    """Write resolved warnings (outcome, actual spread, corrected labels, measured effect) as labeled rows."""
     typer.echo(export_feedback_from(db or settings.warnings_db, out))
 
 
@@ -31,6 +31,22 @@ def export_feedback_from(db: str, out: Path) -> str:
     from serving.store import WarningStore
     from training.feedback import export_feedback
 
-    path = export_feedback(WarningStore(db).export_feedback(), out)
+    store = WarningStore(db)
+    path = export_feedback(store.export_feedback(effects=_effects(store)), out)
     counts = pd.read_csv(path)["label_source"].value_counts()
     return f"{counts.sum()} 条反馈 -> {path}  " + ", ".join(f"{k}: {v}" for k, v in counts.items())
+
+
+def _effects(store) -> dict[int, dict] | None:
+    """The measured effect of each resolved warning when the org chart is there to pick control departments."""
+    import pandas as pd
+
+    from serving.monitoring.monitor import Monitor
+    from serving.owners import OrgChart
+
+    folder = settings.generated_dir
+    if not (folder / "org_units.parquet").exists():
+        return None
+    chart = OrgChart.from_frame(pd.read_parquet(folder / "org_units.parquet"))
+    found = Monitor(store, store.policy, chart, background=False).effects_for(None)["effects"]
+    return {effect["warning_id"]: effect for effect in found}

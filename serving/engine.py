@@ -50,13 +50,13 @@ class Engine:
     roster_note: str | None = None  # why the roster is unscored, when the attrition model cannot read it
     max_reach: float = settings.max_reach  # the most people a post can plausibly reach (see _plausible_reach)
     anchor_sender: WebhookDispatcher | None = None  # audit anchors off the host (settings.audit_anchor_url)
+    monitor: Any = None   # serving.monitoring.monitor.Monitor: counts, spikes, complaint clusters, effects
 
     @staticmethod
     def preflight() -> None:
         """Fail fast, naming what is missing and how to fix it, when training or data generation has not run.
         Cheap (registry lookups, file checks): the service runs it once before starting its workers."""
         import mlflow
-
         from features.settings import configure_mlflow
 
         configure_mlflow()
@@ -243,6 +243,7 @@ class Engine:
                 results[i] = exc
         texts = [e.text for e in prepared.values()]
         scores = dict(zip(prepared, self.score_texts(texts), strict=True)) if prepared else {}
+        clusters = self.monitor.intake(prepared, scores) if self.monitor is not None else {}  # counts, clusters
         spreads = self._spreads(prepared, scores, results)
         to_file: list[tuple[int, Any, RiskInput, Any]] = []
         for i, event in prepared.items():
@@ -250,6 +251,7 @@ class Engine:
                 continue
             try:
                 risk = self._risk(event, scores[i], spreads.get(i))
+                risk = self.monitor.clustered(risk, clusters[i]) if i in clusters else risk  # one warning per issue
                 decision = evaluate(risk, self.policy)
                 notes = tuple((spreads.get(i) or {}).get("notes", ()))
                 if decision is not None and notes:  # the warning says why its reach is what it is

@@ -37,6 +37,10 @@ ROUTE_ROLES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("/info", READERS),
     *(() if settings.public_metrics else (("/metrics", ("monitor", "admin")),)),
     *(() if settings.public_docs else (("/docs.json", READERS), ("/schema.json", READERS))),
+    ("/monitoring/scan", ("admin",)),
+    ("/monitoring", READERS),
+    ("/effects/report", ("manager", "admin")),  # a department's quarter is for the people who answer for it
+    ("/effects", READERS),
 )
 BENTO_APIS = ("/sentiment", "/attrition", "/spread", "/assess")
 BODY_METHODS = (b"POST", b"PUT", b"PATCH")

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from features.settings import settings
+from serving.monitoring.config import MonitoringConfig
 from serving.policy_model import (  # noqa: F401  (re-exported: the policy's names live here for callers)
     _SENTIMENT_RANK,
     DEFAULT_POLICY_PATH,
@@ -75,6 +76,7 @@ class Policy:
     keyword_kinds: Mapping[str, KeywordKind] = field(default_factory=dict)
     function_confidence: float = 0.5
     listening: Listening = Listening()
+    monitoring: MonitoringConfig = MonitoringConfig()  # series, spikes, complaint clusters, effects
 
     @property
     def routes(self) -> tuple[Route, ...]:

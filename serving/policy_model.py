@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from features.contracts import COMPLAINT_CHANNELS, CORPUS_CHANNELS
 from features.errors import InputError
+from serving.monitoring.config import MONITORING_SIGNALS
 
 if TYPE_CHECKING:  # annotations only: at run time the policy never imports the evaluator
     from serving.rules import RiskInput
@@ -22,7 +23,7 @@ if TYPE_CHECKING:  # annotations only: at run time the policy never imports the 
 GRADES = ("blue", "yellow", "orange", "red")  # ascending severity
 GRADE_ZH = {"blue": "蓝", "yellow": "黄", "orange": "橙", "red": "红"}
 GRADE_LEVEL = {"blue": "IV", "yellow": "III", "orange": "II", "red": "I"}
-EVENT_KINDS = ("post", "complaint", "team")
+EVENT_KINDS = ("post", "complaint", "team", "trend")  # trend: a volume spike (serving.monitoring)
 KEYWORD_CATEGORIES = ("company", "value", "sensitive")
 OWNER_SCOPES = ("department", "team")
 OWNER_ROLES = ("functional", "co_owner")  # the functional owner of the responsible function; co-owners added
@@ -91,6 +92,7 @@ SIGNALS: dict[str, Signal] = {
     "high_risk_key_employees": Signal("高离职风险关键员工数", lambda r: r.high_risk_key_employees, 0.0),
     "team_expected_leavers": Signal("团队预计离职人数", lambda r: r.team_expected_leavers, 0.0),
 }
+SIGNALS.update({name: Signal(*spec) for name, spec in MONITORING_SIGNALS.items()})  # spikes, complaint clusters
 
 
 @dataclass(frozen=True)

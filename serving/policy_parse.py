@@ -12,6 +12,7 @@ from typing import Any
 
 from features.contracts import FUNCTIONS, LOSS_TYPES, TEXT_FUNCTIONS
 from features.keywords import KIND_PATTERN
+from serving.monitoring.config import parse_monitoring
 from serving.policy_model import (
     _SENTIMENT_RANK,
     EVENT_KINDS,
@@ -331,7 +332,8 @@ def _parse_webhooks(value: Any) -> dict[str, str]:
 def parse_policy(data: Any) -> dict[str, Any]:
     """The Policy's fields from a policy mapping (the default merged with a tenant's)."""
     top = _mapping(data, "", ("grades", "grouping", "inhibition", "fallback_loss_type", "channel_names",
-                              "listening", "rules", "keyword_kinds", "owners", "routing", "playbook", "webhooks"),
+                              "listening", "rules", "keyword_kinds", "owners", "routing", "playbook", "webhooks",
+                              "monitoring"),
                    ("grades", "rules", "owners", "routing"))
 
     grouping = _mapping(top.get("grouping", {}), "grouping", ("window_minutes",), ("window_minutes",))
@@ -371,5 +373,6 @@ def parse_policy(data: Any) -> dict[str, Any]:
         owners=catalog,
         keyword_kinds=kinds,
         listening=listening,
+        monitoring=parse_monitoring(top.get("monitoring", {}), _fail, EVENT_KINDS),
         **_parse_routing(top["routing"], catalog, webhooks, kinds),
     )

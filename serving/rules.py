@@ -91,6 +91,9 @@ class RiskInput:
     high_risk_key_employees: int = 0
     team_expected_leavers: float | None = None
     raw_text: str | None = None  # the text as sent, when it held invisible characters (audit only; rules read text)
+    # A trend (spike) or clustered complaint: ratio, excess, negative_share, reach, cluster_size and what the
+    # reasons quote (baseline, window, examples); the monitoring signals read it (serving.monitoring.config).
+    monitoring: dict | None = None
 
     def __post_init__(self) -> None:
         """Check every field and normalise numbers (numpy scalars from pandas) to plain Python ones."""
@@ -137,6 +140,14 @@ class RiskInput:
             hits.append({**hit, "kind": hit.get("kind"), "severity": int(hit["severity"]),
                          **{k: int(hit[k]) for k in ("start", "end") if _is_number(hit.get(k))}})
         self.keyword_hits = hits
+        if self.monitoring is not None:
+            if not isinstance(self.monitoring, Mapping):
+                fail("monitoring", "应为字典")
+            for name in ("ratio", "excess", "negative_share", "reach", "cluster_size"):
+                value = self.monitoring.get(name)
+                if value is not None and (not _is_number(value) or value < 0):
+                    fail(f"monitoring.{name}", f"应为非负数或空, 实为 {value!r}")
+            self.monitoring = {k: float(v) if _is_number(v) else v for k, v in self.monitoring.items()}
 
 
 def _fmt(value: float) -> str:

@@ -19,6 +19,7 @@ import logging
 import os
 import re
 import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Literal, Optional
 
@@ -55,6 +56,7 @@ from serving.batching import Batcher
 from serving.engine import Engine
 from serving.http_errors import ApiError, _validation_body, json_error, shape_overload_replies
 from serving.middleware import BENTO_APIS, AuthMiddleware, ErrorShapeMiddleware, set_model_versions
+from serving.monitoring.monitor import Monitor
 from serving.policy import GRADES
 from serving.store import STATUSES
 
@@ -69,6 +71,7 @@ TRACING = os.environ.get("LOSSGUARD_TRACING", "0") != "0"
 ESCALATION_INTERVAL_S = float(os.environ.get("LOSSGUARD_ESCALATION_INTERVAL_S", "60"))
 ASSESS_MAX_BATCH = 64
 STATIC = Path(__file__).parent / "static"
+Department = Annotated[str, Query(min_length=1, max_length=64)]
 
 # ---- the FastAPI part: warnings, teams, review page -------------------------------------------------------
 web = FastAPI(title="Lossguard 预警与复核", docs_url=None, redoc_url=None, openapi_url=None)
@@ -115,6 +118,7 @@ class Lossguard:
 
     def __init__(self) -> None:
         self.engine = Engine.from_settings()
+        self.engine.monitor = Monitor.for_engine(self.engine)  # counts, spikes, complaint clusters, effects
         self._assessor = Batcher(self.engine.assess_many, ASSESS_MAX_BATCH if BATCHING else 1, THREADS)
         versions = ",".join(f"{k}={v}" for k, v in self.engine.versions().items())
         set_model_versions(versions)
@@ -129,16 +133,19 @@ class Lossguard:
 
     def _escalation_loop(self) -> None:
         """Deadlines escalate, muting follows its causes and the audit chain is anchored even when no request
-        arrives (Engine.tick)."""
+        arrives (Engine.tick); each closed bucket is scanned for spikes (the worker that advances the scan cursor
+        scans it) and old counts are pruned (Monitor.tick)."""
         while not self._stop.wait(ESCALATION_INTERVAL_S):
-            try:
-                self.engine.tick()
-            except Exception:  # noqa: BLE001 - keep the timer alive; the next tick retries
-                log.exception("escalation tick failed")
+            for name, tick in (("escalation", self.engine.tick), ("monitoring", self.engine.monitor.tick)):
+                try:
+                    tick()
+                except Exception:  # noqa: BLE001 - keep the timer alive; the next tick retries
+                    log.exception("%s tick failed", name)
 
     @bentoml.on_shutdown
     def _shutdown(self) -> None:
         self._stop.set()
+        self.engine.monitor.writer.flush()
         for dispatcher in (self.engine.store.webhooks, self.engine.anchor_sender):
             if dispatcher is not None:
                 dispatcher.close()
@@ -250,6 +257,36 @@ class Lossguard:
     def team_risk(self, unit_id: UnitId, request: Request):
         """Attrition risk of a unit and everything below it; pay and performance masked by role."""
         return self.engine.team_risk(unit_id, _principal(request))
+
+    # ---- monitoring over time: dashboard, spikes, effects (serving.monitoring) ------------------------------------
+    @web.get("/monitoring/dashboard")
+    def dashboard(self, request: Request, start: Annotated[Optional[datetime], Query(alias="from")] = None,
+                  end: Annotated[Optional[datetime], Query(alias="to")] = None):
+        """Warnings by grade per day, negative volume per department with spikes, attrition risk over the org
+        chart: for the caller's scope only (a manager: their subtree). Default: the last 14 days."""
+        p = _principal(request)
+        end = end or datetime.now(UTC)
+        return self.engine.monitor.dashboard_for(self.engine.scope(p), p.unit_id, start or end - timedelta(days=14),
+                                                 end)
+
+    @web.post("/monitoring/scan")
+    def scan(self):
+        """Scan the latest closed bucket for spikes now (the timer does this every bucket); admin only."""
+        filed = self.engine.monitor.scan(force=True)
+        return {"filed": len(filed), "warnings": [self.engine.warning_view(f.record) for f in filed]}
+
+    @web.get("/effects/report")
+    def effects_report(self, request: Request, department: Department,
+                       quarter: Annotated[str, Query(min_length=6, max_length=6)]):
+        """Quarterly review of a department: warnings, handling times, spikes, volume and measured effects."""
+        return self.engine.monitor.report_for(self.engine.scope(_principal(request)), department, quarter)
+
+    @web.get("/effects")
+    def effects(self, request: Request, department: Optional[Department] = None,
+                start: Annotated[Optional[datetime], Query(alias="from")] = None,
+                end: Annotated[Optional[datetime], Query(alias="to")] = None):
+        """Before/after effect of each resolved warning against matched control departments (效果评估)."""
+        return self.engine.monitor.effects_for(self.engine.scope(_principal(request)), department, start, end)
 
     # ---- the review page (static; it talks to the JSON API above with the user's key) -----------------------
     @web.get("/review", include_in_schema=False)

@@ -48,6 +48,8 @@ def warning_view(record, policy: Policy, chart: OrgChart, audit: Iterable | None
         "acknowledged_by": record.acknowledged_by, "assignee": record.assignee,
         "outcome": record.outcome,
         "resolution_notes": visible(record.resolution_notes) if record.resolution_notes else record.resolution_notes,
+        # a trend: what rose against what baseline; a clustered complaint: the count and examples
+        "monitoring": (record.risk or {}).get("monitoring"),
     }
     if audit is not None:
         view["audit"] = [

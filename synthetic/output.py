@@ -13,18 +13,52 @@ import pandas as pd
 
 from features.settings import settings
 from synthetic.cascades import _kernel_c0, _lognormal_mean, simulate_cascades
+from synthetic.monitoring import monitoring_tables
 from synthetic.org import Org, _id_list, build_org
 from synthetic.texts import _complaints, _corpus, _posts
 from synthetic.truth import (
-    AUTHOR_FOLLOWERS, BRANCHING_NOISE_SD, CASCADE_CAP, CASCADE_HORIZON_SECONDS, CHANNEL_BRANCHING,
-    COMPLAINT_CHANNEL_SHARE, COMPLAINT_SENTIMENT_MIX, COMPLAINTS_PER_EMPLOYEE_YEAR, ENGAGEMENT_MANAGER_CHANGE_DROP,
-    ENGAGEMENT_NOISE_SD, ENGAGEMENT_OVERWORK_DRAG, ENGAGEMENT_PROMOTION_BUMP, ENGAGEMENT_REVERSION,
-    EXTERNAL_CHANNEL_SHARE, EXTERNAL_POSTS_PER_EMPLOYEE_YEAR, EXTERNAL_SENTIMENT_MIX, HAZARD_BETA,
-    INTERNAL_CHANNEL_SHARE, INTERNAL_NEG_LOGIT, INTERNAL_POST_RATE, INTERNAL_POST_RATE_SLOPE, KERNEL_S0_SECONDS,
-    KERNEL_THETA, LOW_ENGAGEMENT_THRESHOLD, MAX_BRANCHING, NEAR_CRITICAL_RANGE, NEAR_CRITICAL_SHARE,
-    NORMAL_OVERTIME_HOURS, OVERTIME_BASE, OVERTIME_TREND, PROMOTION_MAX_LEVEL, PROMOTION_RATE,
-    PROMOTION_RATING_SLOPE, PROVINCE_WEIGHT, PROVINCES, REGION_STAY_PROB, REPLACEMENT_DELAY_DAYS,
-    REPOSTER_FOLLOWERS, SENTIMENT_BRANCHING, SENTIMENT_ORDER, TARGET_YEARLY_ATTRITION, TRANSFER_RATE,
+    AUTHOR_FOLLOWERS,
+    BRANCHING_NOISE_SD,
+    CASCADE_CAP,
+    CASCADE_HORIZON_SECONDS,
+    CHANNEL_BRANCHING,
+    COMPLAINT_CHANNEL_SHARE,
+    COMPLAINT_SENTIMENT_MIX,
+    COMPLAINTS_PER_EMPLOYEE_YEAR,
+    ENGAGEMENT_MANAGER_CHANGE_DROP,
+    ENGAGEMENT_NOISE_SD,
+    ENGAGEMENT_OVERWORK_DRAG,
+    ENGAGEMENT_PROMOTION_BUMP,
+    ENGAGEMENT_REVERSION,
+    EXTERNAL_CHANNEL_SHARE,
+    EXTERNAL_POSTS_PER_EMPLOYEE_YEAR,
+    EXTERNAL_SENTIMENT_MIX,
+    HAZARD_BETA,
+    INTERNAL_CHANNEL_SHARE,
+    INTERNAL_NEG_LOGIT,
+    INTERNAL_POST_RATE,
+    INTERNAL_POST_RATE_SLOPE,
+    KERNEL_S0_SECONDS,
+    KERNEL_THETA,
+    LOW_ENGAGEMENT_THRESHOLD,
+    MAX_BRANCHING,
+    NEAR_CRITICAL_RANGE,
+    NEAR_CRITICAL_SHARE,
+    NORMAL_OVERTIME_HOURS,
+    OVERTIME_BASE,
+    OVERTIME_TREND,
+    PROMOTION_MAX_LEVEL,
+    PROMOTION_RATE,
+    PROMOTION_RATING_SLOPE,
+    PROVINCE_WEIGHT,
+    PROVINCES,
+    REGION_STAY_PROB,
+    REPLACEMENT_DELAY_DAYS,
+    REPOSTER_FOLLOWERS,
+    SENTIMENT_BRANCHING,
+    SENTIMENT_ORDER,
+    TARGET_YEARLY_ATTRITION,
+    TRANSFER_RATE,
 )
 from synthetic.workforce import NEVER, NONE_DAY, People, Workforce, _day, simulate_workforce
 
@@ -51,10 +85,12 @@ def _org_frame(org: Org, people: People, ids: np.ndarray, end_day: int) -> pd.Da
 
 
 def generate(employees: int = settings.employees, days: int = settings.days, seed: int = settings.seed,
-             out_dir: Path | str | None = None) -> dict[str, Path]:
+             out_dir: Path | str | None = None, monitoring: bool = True) -> dict[str, Path]:
     """Write org_units, employees, snapshots, posts, complaints, reposts (Parquet) and truth.json to out_dir.
 
-    Same seed (and corpus) -> byte-identical tables. Returns {table name: path}.
+    Same seed (and corpus) -> byte-identical tables. Returns {table name: path}. `monitoring` adds the planted
+    monitoring feed (series, complaint_bursts and truth.json's "monitoring" section) from a random stream of
+    its own: every other table is byte-identical with it on or off, and truth.json too apart from that section.
     """
     out = Path(out_dir) if out_dir is not None else settings.generated_dir
     out.mkdir(parents=True, exist_ok=True)
@@ -116,11 +152,17 @@ def generate(employees: int = settings.employees, days: int = settings.days, see
 
     tables = {"org_units": org_units, "employees": employees_frame, "snapshots": snapshots, "posts": posts,
               "complaints": complaints, "reposts": reposts}
+    extra, planted = {}, None
+    if monitoring:  # a fifth stream: the four above draw exactly what they drew before
+        monitoring_rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(5)[4])
+        extra, planted = monitoring_tables(monitoring_rng, org, start, days, corpus)
     paths = {}
-    for name, frame in tables.items():
+    for name, frame in {**tables, **extra}.items():
         paths[name] = out / f"{name}.parquet"
         frame.to_parquet(paths[name], index=False)
     truth = _truth(seed, employees, days, start, org, work, tables, corpus)
+    if planted is not None:
+        truth["monitoring"] = planted
     paths["truth"] = out / "truth.json"
     paths["truth"].write_text(json.dumps(truth, ensure_ascii=False, indent=2), encoding="utf-8")
     return paths

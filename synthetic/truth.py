@@ -76,3 +76,30 @@ PROVINCE_WEIGHT = {
 }
 PROVINCES = tuple(PROVINCE_WEIGHT)
 SENTIMENT_ORDER = ("neg", "neu", "pos")  # the order of every *_SENTIMENT_MIX tuple
+
+# Monitoring (planted only when generate(monitoring=True)): 10-minute volume series per department with a weekly
+# rhythm, spikes whose start and size are known, fixes whose effect is known, and bursts of complaints about one
+# issue. Rates are per bucket at the weekly mean; the profile multiplies them by hour of the week.
+MONITOR_WEEKS = 12                    # the last 12 weeks of the period (all of it when shorter)
+MONITOR_BUCKET_MINUTES = 10
+MONITOR_TOTAL_RATE = (0.6, 10.0)      # log-uniform posts per bucket per department
+MONITOR_NEG_SHARE = (0.2, 0.45)
+MONITOR_DAY_SD = {"common": 0.10, "series": 0.12}   # log-normal day shocks (company-wide, per series)
+MONITOR_TREND_SD_PER_DAY = 0.01       # random walk of each series' log level
+MONITOR_BUCKET_NB_SIZE = 30.0         # negative binomial size of a bucket's count (mild overdispersion)
+MONITOR_COMMON_EVENT = {"prob": 0.5, "days": (7, 21), "factor": (0.7, 1.4)}  # a company-wide shift (confounder)
+SPIKE_RATE_PER_30D = 1.0              # spikes per series per 30 days (Poisson), never in the first 4 weeks
+SPIKE_RATIO = (3.0, 8.0)              # peak negative rate over the hour's normal ...
+SPIKE_MIN_EXTRA = (4.0, 24.0)         # ... and at least m extra negative posts per bucket at the peak, m log-uniform
+SPIKE_RISE_MIN = (0.0, 10.0)          # minutes to the peak
+SPIKE_DECAY_MIN = (60.0, 240.0)       # exponential decay time constant after the peak
+SPIKE_NEUTRAL_SHARE = 0.2             # of a spike's extra posts that are not negative (reposts, questions)
+EFFECT_SHARE = 0.35                   # of series whose incident is followed by a fix
+EFFECT_KINDS = {"works": (0.55, (-0.55, -0.25)), "no_effect": (0.3, (0.0, 0.0)), "backfires": (0.15, (0.2, 0.4))}
+EFFECT_RESOLVE_DAYS = (1.0, 4.0)      # incident (warning opened) -> fix (resolved)
+EFFECT_WINDOW_DAYS = 14               # pre window before the incident, post window after the fix
+FOLLOWERS_PER_NEG_POST = (300.0, 1.5)  # log-normal (median, sigma): the audience of a negative post
+COMPLAINT_ISSUES = 6                  # bursts of complaints about one issue ...
+COMPLAINT_ISSUE_SIZE = (8, 40)        # ... of this many complaints ...
+COMPLAINT_ISSUE_HOURS = (2.0, 12.0)   # ... within this many hours
+COMPLAINT_BACKGROUND = 150            # unrelated complaints in the same weeks

@@ -22,6 +22,9 @@ LABELS = {"sentiment": SENTIMENTS, "loss_type": LOSS_TYPES, "function": TEXT_FUN
 FALSE_ALARM = {"sentiment": "neu", "loss_type": "none", "function": "none"}
 COLUMNS = ["warning_id", "text", "channel", "sentiment", "loss_type", "function", "label_source", "outcome",
            "actual_spread", "predicted_sentiment", "predicted_loss_type", "predicted_function", "resolved_at"]
+# The measured effect of the fix (serving.monitoring, when the store could evaluate it), kept beside the outcome.
+EFFECT_COLUMNS = ["effect_status", "effect_negative", "effect_negative_low", "effect_negative_high",
+                  "effect_negative_share"]
 
 
 def feedback_labels(resolved: pd.DataFrame) -> pd.DataFrame:
@@ -44,7 +47,9 @@ def feedback_labels(resolved: pd.DataFrame) -> pd.DataFrame:
     out["outcome"] = frame["outcome"]
     out["actual_spread"] = frame["actual_spread"].astype("Int64")
     out["resolved_at"] = frame["resolved_at"]
-    return out[COLUMNS]
+    for column in EFFECT_COLUMNS:
+        out[column] = frame[column] if column in frame else None
+    return out[COLUMNS + EFFECT_COLUMNS]
 
 
 def export_feedback(resolved: pd.DataFrame, out_dir: Path | None = None) -> Path:

@@ -176,6 +176,7 @@ async function login() {
   if (me.unit_id && !$("#team-id").value) $("#team-id").value = me.unit_id;
   say("");
   await load();
+  document.dispatchEvent(new CustomEvent("lossguard:login", { detail: me })); // the dashboard (dashboard.js)
 }
 
 $("#login").onsubmit = async (event) => {

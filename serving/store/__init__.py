@@ -13,9 +13,10 @@ chain linear and makes concurrent writers lose nothing. SQLAlchemy Core only, so
 
 One concern per module, as Alertmanager splits them: `schema` (tables, records, constants), `audit` (the hash
 chain and the serialised write transaction), `intake` (grouping, inhibition, silences), `lifecycle` (ack, assign,
-resolve, escalation, reminders), `export` (feedback for retraining), `dispatch` (webhooks). `WarningStore` here
-composes them and stays the one entry point; the names callers import from `serving.store` are re-exported.
-Imports run one way: schema <- audit, dispatch <- intake, lifecycle, export <- this module.
+resolve, escalation, reminders), `export` (feedback for retraining), `dispatch` (webhooks), `series` (counts
+per time bucket and complaint clusters: what monitoring reads). `WarningStore` here composes them and stays the
+one entry point; the names callers import from `serving.store` are re-exported.
+Imports run one way: schema <- audit, dispatch <- intake, lifecycle, export <- this module; series <- schema.
 """
 from __future__ import annotations
 
@@ -57,6 +58,7 @@ from serving.store.schema import (
     warnings_table,
 )
 from serving.store.sealing import AnchorLog, AuditKeys, anchor_path, load_keys, store_name
+from serving.store.series import SeriesStore, clusters_table, series_table
 from serving.webhooks import WebhookDispatcher
 
 __all__ = [
@@ -67,6 +69,7 @@ __all__ = [
     "IllegalTransition", "StoreError", "WarningNotFound",
     "audit_head_table", "audit_table", "metadata", "silences_table", "warnings_table", "_entry_hash",
     "AnchorLog", "AuditKeys", "audit_keys", "anchors_for", "verify_store",
+    "clusters_table", "series_table",
 ]
 
 
@@ -81,7 +84,7 @@ def anchors_for(url: str, path: str | None = None) -> AnchorLog:
     return AnchorLog(path or anchor_path(url, settings.audit_anchor_dir), store_name(url))
 
 
-class WarningStore(Intake, Lifecycle, FeedbackExport, AuditLog, WebhookDispatch):
+class WarningStore(Intake, Lifecycle, FeedbackExport, AuditLog, WebhookDispatch, SeriesStore):
     """Warnings, silences and the audit chain in one database; safe to share across threads and processes.
 
     The concerns are mixins (see the module docstring); this class owns what they share: the engine, the policy,
@@ -153,3 +156,5 @@ class WarningStore(Intake, Lifecycle, FeedbackExport, AuditLog, WebhookDispatch)
 
     def close(self) -> None:
         self.engine.dispose()
+        if getattr(self, "_aggregate_engine", None) is not None:
+            self._aggregate_engine.dispose()

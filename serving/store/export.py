@@ -10,12 +10,17 @@ import sqlalchemy as sa
 
 from serving.store.schema import CORRECTABLE_LABELS, WarningRecord, warnings_table
 
+EFFECT_COLUMNS = ["effect_status", "effect_negative", "effect_negative_low", "effect_negative_high",
+                  "effect_negative_share"]
+
 
 class FeedbackExport:
     """A mixin of WarningStore: it expects `self.engine`."""
 
-    def export_feedback(self) -> pd.DataFrame:
-        """Resolved warnings with outcome, actual spread and corrected labels: the labels retraining learns from."""
+    def export_feedback(self, effects: dict[int, dict] | None = None) -> pd.DataFrame:
+        """Resolved warnings with outcome, actual spread and corrected labels: the labels retraining learns from.
+        `effects` (warning id -> serving.monitoring effect) puts the measured effect of the fix beside the
+        outcome: relative change of negative volume against matched controls, its interval, the share change."""
         columns = ["warning_id", "subject", "event_kind", "text", "channel", "internal", "department_id", "grade",
                    "loss_type", "function", "sentiment_label", "p_neg", "reach_p50", "reach_p90",
                    "velocity_per_hour", "outcome", "actual_spread", "resolution_notes", "resolved_at",
@@ -33,10 +38,19 @@ class FeedbackExport:
                 "velocity_per_hour": risk.get("velocity_per_hour"), "outcome": warning.outcome,
                 "actual_spread": warning.actual_spread, "resolution_notes": warning.resolution_notes,
                 "resolved_at": warning.resolved_at, **{f"corrected_{k}": labels.get(k) for k in CORRECTABLE_LABELS},
+                **_effect_columns((effects or {}).get(warning.id)),
             })
-        return pd.DataFrame.from_records(records, columns=columns)
+        return pd.DataFrame.from_records(records, columns=columns + EFFECT_COLUMNS)
 
     def _all_resolved(self) -> list[WarningRecord]:
         query = sa.select(warnings_table).where(warnings_table.c.status == "resolved").order_by(warnings_table.c.id)
         with self.engine.connect() as conn:
             return [WarningRecord(**row) for row in conn.execute(query).mappings()]
+
+
+def _effect_columns(effect: dict | None) -> dict:
+    metrics = (effect or {}).get("metrics") or {}
+    negative, share = metrics.get("negative") or {}, metrics.get("negative_share") or {}
+    return {"effect_status": (effect or {}).get("status"), "effect_negative": negative.get("estimate"),
+            "effect_negative_low": negative.get("low"), "effect_negative_high": negative.get("high"),
+            "effect_negative_share": share.get("estimate")}

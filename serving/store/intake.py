@@ -110,7 +110,8 @@ class Intake:
         risk_state = _as_stored({f.name: _jsonable(getattr(risk, f.name)) for f in fields(risk)})
         decision_state = _as_stored(decision.as_dict())
         owners_state = _as_stored(owners.as_dict()) if owners is not None else None
-        window_start = now - timedelta(minutes=policy.grouping_window_minutes)
+        window = policy.monitoring.grouping_minutes.get(risk.event_kind, policy.grouping_window_minutes)
+        window_start = now - timedelta(minutes=window)
         current = conn.execute(
             sa.select(table).where(table.c.subject == risk.subject, table.c.status != "resolved",
                                    table.c.last_event_at >= window_start)

@@ -18,6 +18,7 @@ from features.contracts import FUNCTIONS, INTERNAL_CHANNELS, validate
 from synthetic import generate
 
 TABLES = ("org_units", "employees", "snapshots", "posts", "complaints", "reposts")
+MONITORING_TABLES = ("series", "complaint_bursts")  # generate(monitoring=True), the default
 CONTRACT_OF = {"org_units": "OrgUnit", "snapshots": "Employee", "posts": "Post", "complaints": "Complaint",
                "reposts": "Repost"}
 
@@ -35,7 +36,7 @@ def person_months(data):
     snaps = data["snapshots"]
     dates = np.sort(snaps["snapshot_date"].unique())
     rows = snaps[snaps["snapshot_date"] < dates[-1]].copy()
-    rows["next_date"] = rows["snapshot_date"].map(dict(zip(dates[:-1], dates[1:])))
+    rows["next_date"] = rows["snapshot_date"].map(dict(zip(dates[:-1], dates[1:], strict=True)))
     rows["leaves"] = rows["leave_date"].notna() & (rows["leave_date"] <= rows["next_date"])
     since = rows["last_promotion_date"].fillna(rows["hire_date"])
     rows["years_since_promotion"] = (rows["snapshot_date"] - since).dt.days / 365.25
@@ -51,10 +52,53 @@ def test_same_seed_same_bytes_and_another_seed_differs(synthetic_dir, tmp_path, 
     generate(employees=truth["employees"], days=truth["days"], seed=truth["seed"], out_dir=tmp_path / "same")
     generate(employees=truth["employees"], days=truth["days"], seed=truth["seed"] + 1, out_dir=tmp_path / "other")
     reference = _digests(synthetic_dir)
-    assert set(reference) == {f"{t}.parquet" for t in TABLES} | {"truth.json"}
+    assert set(reference) == {f"{t}.parquet" for t in TABLES + MONITORING_TABLES} | {"truth.json"}
     assert _digests(tmp_path / "same") == reference
     other = _digests(tmp_path / "other")
     assert all(other[name] != reference[name] for name in reference)
+
+
+def test_the_monitoring_feed_leaves_every_other_table_as_it_was(synthetic_dir, tmp_path, data):
+    """Planting draws from a stream of its own: with it off the company is byte-identical, truth.json too apart
+    from its `monitoring` section."""
+    truth = data["truth"]
+    generate(employees=truth["employees"], days=truth["days"], seed=truth["seed"], out_dir=tmp_path / "off",
+             monitoring=False)
+    off, on = _digests(tmp_path / "off"), _digests(synthetic_dir)
+    assert set(off) == {f"{t}.parquet" for t in TABLES} | {"truth.json"}
+    assert all(off[f"{t}.parquet"] == on[f"{t}.parquet"] for t in TABLES)
+    planted = json.loads((synthetic_dir / "truth.json").read_text(encoding="utf-8"))
+    assert "monitoring" in planted and "monitoring" not in json.loads((tmp_path / "off" / "truth.json").read_text())
+    del planted["monitoring"]
+    assert json.dumps(planted, ensure_ascii=False, indent=2) == (tmp_path / "off" / "truth.json").read_text()
+
+
+def test_the_monitoring_feed_holds_what_truth_json_says(synthetic_dir, data):
+    series = pd.read_parquet(synthetic_dir / "series.parquet")
+    bursts = pd.read_parquet(synthetic_dir / "complaint_bursts.parquet")
+    planted = data["truth"]["monitoring"]
+    level2 = set(data["org_units"].query("level == 2")["unit_id"])
+    assert set(series["department_id"]) == level2
+    assert (series["negative"] <= series["total"]).all() and (series["total"] > 0).all()
+    assert (series["bucket_start"].dt.minute % planted["bucket_minutes"] == 0).all()
+    start = pd.Timestamp(planted["start"])
+    assert start.dayofweek == 0 and series["bucket_start"].min() >= start
+    # spikes: about one per series per 30 days after the warm-up, each visible as a jump in its department
+    months = len(level2) * (planted["weeks"] - planted["warmup_weeks"]) * 7 / 30
+    assert 0.5 * months <= sum(not s["incident"] for s in planted["spikes"]) <= 1.6 * months
+    hourly = series.set_index("bucket_start").groupby("department_id")["negative"].resample("h").sum()
+    jumps = [hourly[s["department_id"]][pd.Timestamp(s["start"]).floor("h"):].iloc[:2].sum() /
+             max(hourly[s["department_id"]][:pd.Timestamp(s["start"]).floor("h")].iloc[-169:-167].mean(), 0.5)
+             for s in planted["spikes"]]
+    assert np.median(jumps) >= 2.5
+    kinds = {e["kind"] for e in planted["effects"]}
+    assert planted["effects"] and kinds <= {"works", "no_effect", "backfires"}
+    for issue in planted["complaint_issues"]:
+        rows = bursts[bursts["planted_issue"] == issue["issue"]]
+        assert len(rows) == issue["size"] and (rows["department_id"] == issue["department_id"]).all()
+        assert rows["text"].str.contains(issue["product"], regex=False).all()
+        span = rows["created_at"].max() - rows["created_at"].min()
+        assert span <= pd.Timedelta(hours=issue["hours"])
 
 
 @pytest.mark.parametrize("table", sorted(CONTRACT_OF))

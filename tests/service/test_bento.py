@@ -24,7 +24,8 @@ def test_bentoml_build_packs_code_policy_keywords_page_and_pins(tmp_path):
     bento = bentos[0].parent
     for path in ("serving/service.py", "serving/engine.py", "serving/store/__init__.py", "serving/store/schema.py",
                  "serving/policy.py", "serving/policy.yaml", "serving/static/review.html",
-                 "serving/static/review.js", "data/keywords.yaml", "features/text.py"):
+                 "serving/static/review.js", "serving/static/dashboard.js", "serving/static/vendor/echarts.min.js",
+                 "serving/monitoring/monitor.py", "serving/store/series.py", "data/keywords.yaml", "features/text.py"):
         assert (bento / "src" / path).is_file(), path
     assert not (bento / "src" / "tests").exists() and not (bento / "src" / "mlflow").exists()
     pins = (ROOT / "serving" / "requirements.txt").read_text().split()

@@ -132,7 +132,9 @@ def test_bidi_overrides_are_removed_before_scoring_storing_and_display(inproc):
     assert warning is not None and warning["text"] == plain
     shown = inproc.get(f"/warnings/{warning['id']}").json()
     assert "\u202e" not in shown["text"]
-    audited = WarningStore(settings.warnings_db).audit_entries(warning["id"])[0].after
+    # the latest entry is this event's: a complaint about an issue already complained about (this one is the README's
+    # example) joins that issue's warning (serving.monitoring clusters), so the first entry may be another's
+    audited = WarningStore(settings.warnings_db).audit_entries(warning["id"])[-1].after
     assert audited["risk"]["raw_text"] == raw  # the audit keeps what was sent
 
 

@@ -126,11 +126,12 @@ def test_the_graph_sees_lazy_imports():
 
 
 def test_store_concerns_and_the_policy_import_one_way():
-    """serving.store: schema, sealing <- audit, dispatch <- intake, lifecycle, export <- the package (WarningStore);
-    no concern imports the façade or a sibling at its own level. The policy model never imports the evaluator."""
+    """serving.store: schema, sealing <- audit, dispatch <- intake, lifecycle, export <- the package (WarningStore),
+    and schema <- series (counts, clusters); no concern imports the façade or a sibling at its own level. The
+    policy model never imports the evaluator; serving.monitoring's pure parts never import the store or engine."""
     allowed = {"schema": set(), "sealing": set(), "audit": {"schema", "sealing"}, "dispatch": {"schema"},
                "intake": {"schema", "audit", "dispatch"}, "lifecycle": {"schema", "audit", "dispatch"},
-               "export": {"schema", "audit", "dispatch"}}
+               "export": {"schema", "audit", "dispatch"}, "series": {"schema"}}
     concerns = {m.removeprefix("serving.store."): GRAPH[m] for m in GRAPH if m.startswith("serving.store.")}
     assert set(concerns) == set(allowed), "a store module was added or removed: place it in the layers above"
     for concern, targets in concerns.items():
@@ -140,6 +141,10 @@ def test_store_concerns_and_the_policy_import_one_way():
     for position, module in enumerate(chain):  # policy_model <- policy_parse <- policy <- routing <- rules
         later = set(chain[position + 1:]) & GRAPH[module]
         assert not later, f"{module} imports {sorted(later)}, which stand above it"
+    pure = ("spikes", "clusters", "effects", "series", "config")
+    for name in pure:
+        reached = {t for t in GRAPH[f"serving.monitoring.{name}"] if t.startswith("serving.")}
+        assert reached <= {f"serving.monitoring.{p}" for p in pure}, f"serving.monitoring.{name} imports {reached}"
 
 
 @pytest.mark.parametrize("module", sorted(MODULES))

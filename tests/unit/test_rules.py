@@ -249,14 +249,25 @@ risk_inputs = st.builds(
     regions=st.one_of(st.none(), st.integers(0, 40)),
     high_risk_key_employees=st.integers(0, 10),
     team_expected_leavers=st.one_of(st.none(), st.floats(0, 20, allow_nan=False)),
+    monitoring=st.one_of(st.none(), st.fixed_dictionaries({
+        "ratio": optional_amount, "excess": optional_amount, "reach": optional_amount,
+        "negative_share": st.one_of(st.none(), st.floats(0, 1, allow_nan=False)),
+        "cluster_size": st.one_of(st.none(), st.integers(0, 200))})),
 )
+MONITORING_INPUTS = {"ratio": 100_000, "excess": 100_000, "reach": 1e9, "negative_share": 1.0, "cluster_size": 500}
 
 
 def raise_one_input(risk: RiskInput, data) -> RiskInput:
     """Return the risk with exactly one input made riskier (or left equal)."""
     name = data.draw(st.sampled_from(["p_neg", "sentiment_label", "reach_p50", "reach_p90", "velocity_per_hour",
                                       "regions", "high_risk_key_employees", "team_expected_leavers", "internal",
-                                      "keyword_hits"]), label="input")
+                                      "keyword_hits", *(f"monitoring.{k}" for k in MONITORING_INPUTS)]),
+                     label="input")
+    if name.startswith("monitoring."):  # the trend / cluster signals (serving.monitoring.config)
+        key = name.removeprefix("monitoring.")
+        old = (risk.monitoring or {}).get(key)
+        new = data.draw(st.floats(old or 0.0, MONITORING_INPUTS[key], allow_nan=False))
+        return dataclasses.replace(risk, monitoring={**(risk.monitoring or {}), key: new})
     old = getattr(risk, name)
     if name == "p_neg":
         new = data.draw(st.floats(old, 1, allow_nan=False))
@@ -295,7 +306,7 @@ def _threshold(signal: str):
         return st.floats(0, 1, allow_nan=False)
     if SIGNALS[signal].is_keyword:
         return st.integers(1, 3)
-    return st.floats(0, 1000, allow_nan=False)
+    return st.floats(SIGNALS[signal].low, SIGNALS[signal].high or 1000, allow_nan=False)
 
 
 DEFAULT_POLICY_DATA = yaml.safe_load(DEFAULT_POLICY_PATH.read_text(encoding="utf-8"))
