@@ -64,6 +64,7 @@ def promote(
 ) -> None:
     """Re-score champion and challenger on the same data; the gate moves `champion` only if it is better."""
     from mlflow import MlflowClient
+
     from training.evaluate import promote as run_gate
 
     promoted, comparison = run_gate(_known(model), version, force=force, data_dir=data)

@@ -38,6 +38,7 @@ def local_spark(master: str = "local[*]"):
 def model_udf(spark, model_uri: str):
     """The registered model as a Spark UDF returning its output columns as one struct."""
     import mlflow
+
     from features.settings import configure_mlflow
 
     configure_mlflow()  # the same tracking store (LOSSGUARD_MLFLOW_TRACKING_URI) as the CLI and the service

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import mlflow
 import pandas as pd
 
-import mlflow
 from features.errors import Unavailable
 from features.settings import configure_mlflow
 

@@ -57,6 +57,7 @@ class Engine:
         """Fail fast, naming what is missing and how to fix it, when training or data generation has not run.
         Cheap (registry lookups, file checks): the service runs it once before starting its workers."""
         import mlflow
+
         from features.settings import configure_mlflow
 
         configure_mlflow()

@@ -261,9 +261,9 @@ def own_export_dir(session_dir) -> Path:
 def own_export_trained(own_export_dir) -> tuple[str, str]:
     """`lossguard train all --data DIR --no-promote` on the imported export: (CLI output, attrition version).
     Not promoted, so the champions the other tests and the live service use stay those of the synthetic company."""
+    import mlflow
     from typer.testing import CliRunner
 
-    import mlflow
     from cli import app
 
     result = CliRunner().invoke(app, ["train", "all", "--data", str(own_export_dir), "--no-promote", "--no-feedback"])

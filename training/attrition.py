@@ -348,6 +348,7 @@ def train(promote: bool = True, force: bool = False, generated_dir: Path | None 
     logged so the model card names the data. The champion is re-scored on the same test months before the gate.
     """
     import mlflow
+
     from features.settings import configure_mlflow
     from training.gate import maybe_promote, rescore_champion
     from training.registry import log_and_register, log_figure, log_json

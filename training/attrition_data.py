@@ -87,6 +87,7 @@ def train_export(employees: pd.DataFrame, *, data: dict[str, str], promote: bool
                  seed: int = settings.seed) -> list[dict]:
     """Cross-validate, fit on all rows, log, register and gate an attrition model from a single export."""
     import mlflow
+
     from features.settings import configure_mlflow
     from training.gate import maybe_promote, rescore_champion
     from training.registry import log_and_register, log_figure, log_json

@@ -11,16 +11,16 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import mlflow
 import pandas as pd
+from mlflow import MlflowClient
 from tqdm import tqdm
 
-import mlflow
 from features.errors import NotFound
 from features.model_specs import SPECS, Evaluator
 from features.model_specs import spec as model_spec
 from features.modelio import load_model
 from features.settings import configure_mlflow
-from mlflow import MlflowClient
 from training.gate import maybe_promote
 from training.registry import champion_version
 

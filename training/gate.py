@@ -25,10 +25,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import mlflow
+from mlflow import MlflowClient
+
 from features.errors import LossguardError, Unavailable
 from features.model_specs import spec as model_spec
 from features.modelio import load_model
-from mlflow import MlflowClient
 from training.model_card import write_model_card
 from training.registry import champion_version, set_champion, version_metrics
 

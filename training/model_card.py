@@ -14,9 +14,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from mlflow import MlflowClient
+
 from features.model_specs import SPECS
 from features.settings import settings
-from mlflow import MlflowClient
 
 CARD_ARTIFACT = "model_card.md"
 

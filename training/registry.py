@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+from mlflow import MlflowClient
+
 from features.modelio import PIP_REQUIREMENTS, LossguardPyfunc
 from features.settings import configure_mlflow
-from mlflow import MlflowClient
 
 CHAMPION = "champion"
 

@@ -27,13 +27,13 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import mlflow
 import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 from sklearn.utils.class_weight import compute_sample_weight
 
-import mlflow
 from features.contracts import LOSS_TYPES, SENTIMENTS, TEXT_FUNCTIONS
 from features.imported import data_digest
 from features.keywords import KeywordLibrary

@@ -329,6 +329,7 @@ def train(promote: bool = True, force: bool = False, data_dir: Path | None = Non
     """Train on `data_dir` (posts.parquet + reposts.parquet), else the real cascades, else the synthetic company
     (`generated_dir` is the older name of `data_dir`); gate against the champion re-scored on the same test set."""
     import mlflow
+
     from features.settings import configure_mlflow
     from training import gate
     from training.registry import log_and_register, log_figure, log_json

@@ -141,8 +141,9 @@ def registered(synthetic_dir):
 
 @pytest.mark.slow
 def test_training_logs_registers_and_promotes(registered):
-    from features.modelio import load_champion
     from mlflow import MlflowClient
+
+    from features.modelio import load_champion
 
     assert registered["promoted"] and registered["name"] == "attrition"
     for key in ("roc_auc", "pr_auc", "brier", "ece", "top_decile_lift", "baseline_roc_auc", "baseline_brier"):

@@ -8,12 +8,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-import mlflow
 from cli import app
 from features.imported import data_digest
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import pickle
 
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
 from opencc import OpenCC
 from typer.testing import CliRunner
 
-import mlflow
 from features.contracts import LOSS_TYPES, SENTIMENTS, TEXT_FUNCTIONS
 from features.errors import InputError
 from features.text_scope import TextView

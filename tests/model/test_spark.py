@@ -7,11 +7,10 @@ import shutil
 import uuid
 from pathlib import Path
 
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-
-import mlflow
 
 pytestmark = pytest.mark.slow
 pytest.importorskip("pyspark", reason="pyspark (dev extras) not installed")

@@ -4,15 +4,15 @@ baseline on the latest 20% of posts, its intervals cover, the card names the dat
 (time zones, missing columns) give the same forecasts across the whole test set."""
 from __future__ import annotations
 
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from mlflow import MlflowClient
 from typer.testing import CliRunner
 
-import mlflow
 from features.model_specs import spec
 from features.modelio import load_model
-from mlflow import MlflowClient
 from training.spread import load_cascades, time_split, train
 
 pytestmark = pytest.mark.slow

@@ -3,11 +3,11 @@ fine-tune on ~200 rows (training.transformer.fine_tune_sentiment: same splits, w
 the linear model), log + register in MLflow, load through features.modelio, predict with the same interface."""
 from __future__ import annotations
 
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
 
-import mlflow
 from features.settings import configure_mlflow
 from features.text import TextNormalizer
 from training.sentiment import load_training_data

@@ -6,11 +6,11 @@ left; a version whose inputs the data lacks is refused naming them.
 """
 from __future__ import annotations
 
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
 
-import mlflow
 from features.errors import InputError
 from features.settings import configure_mlflow
 from training.attrition_data import ExportSet, hashed_ids, score_export

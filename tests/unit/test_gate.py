@@ -6,16 +6,16 @@ import json
 import uuid
 from dataclasses import replace
 
+import mlflow
 import pandas as pd
 import pytest
+from mlflow import MlflowClient
 from typer.testing import CliRunner
 
-import mlflow
 from cli import app
 from features.errors import InputError
 from features.model_specs import SPECS, Evaluator
 from features.settings import configure_mlflow
-from mlflow import MlflowClient
 from training.gate import compare, maybe_promote, rescore_champion
 from training.registry import champion_version, log_and_register
 

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import uuid
 
+import mlflow
 import pandas as pd
 import pytest
+from mlflow import MlflowClient
 
-import mlflow
 from features.model_specs import SPECS
 from features.settings import configure_mlflow
-from mlflow import MlflowClient
 from training.model_card import CARD_ARTIFACT, render_model_card, split_metric, write_model_card
 from training.registry import log_and_register
 
