@@ -21,7 +21,7 @@ from features.sanitize import control_problem, text_problem, visible
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _ISO_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}"  # date, then optionally time, fraction and zone
-                           r"(?:[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d{1,6})?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?")
+                           r"(?:[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?")
 DATE_EXAMPLE, DATETIME_EXAMPLE = "2026-01-01", "2026-01-01T09:00:00+08:00"
 
 

@@ -187,6 +187,16 @@ def test_api_models_are_strict_and_refuse_unknown_fields():
         pydantic_model("Employee").model_validate_json(json.dumps({**employee(1), "hire_date": 0}))
 
 
+@pytest.mark.parametrize("text", ["2026-06-01T09:30:00", "2026-06-01T09:30:00.5+08:00", "2026-06-01 09:30:00,250Z",
+                                  "2026-06-01T09:30:00.504336242"])
+def test_iso_times_with_any_fraction_up_to_nanoseconds_are_read(text):
+    """pandas' and Java's isoformat write nanoseconds (9 digits): ISO 8601 allows any fraction; microseconds kept."""
+    model = pydantic_model("Post")
+    good = {k: v for k, v in post(1).items() if v is not None}
+    parsed = model.model_validate_json(json.dumps({**good, "created_at": text})).created_at
+    assert parsed.year == 2026 and parsed.minute == 30
+
+
 def test_model_declared_extra_fields_are_validated_by_name():
     from features.strict import JsonFloat
 
