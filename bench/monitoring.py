@@ -237,6 +237,7 @@ def bench_serving(seconds: float, rounds: int = 2) -> dict:
                 print(f"  round {number + 1}, monitoring {names[mode]} (load average {os.getloadavg()[0]:.1f}):")
                 with load.Server(env, scratch / f"server-{mode}-{number}.log") as server:
                     async def run(url=server.url, key=key):
+                        await load.preflight(url, key, "/assess", bodies)
                         await load.closed_loop(url, "/assess", key, bodies, 8, 3)  # warm-up
                         await load.drain(url, key, bodies[0])
                         return await load.open_loop(url, key, bodies, seconds)

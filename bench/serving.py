@@ -187,6 +187,16 @@ async def post(session: aiohttp.ClientSession, url: str, body: bytes) -> bool:
         return False
 
 
+async def preflight(url: str, key: str, path: str, bodies: list[bytes]) -> None:
+    """Stop with the server's reply when the workload is refused: a bench of 422s measures nothing."""
+    async with client(key, 1) as session:
+        for body in bodies[:20]:
+            async with session.post(url + path, data=body) as response:
+                if response.status != 200:
+                    raise SystemExit(f"{path} refused the bench's request ({response.status}): "
+                                     f"{(await response.text())[:400]}")
+
+
 async def drain(url: str, key: str, probe: bytes) -> None:
     """Wait (up to 60 s) until the server answers at once again, so one phase's backlog is not the next's."""
     async with client(key, 1) as session:
@@ -254,6 +264,9 @@ def show(label: str, run: dict, unit: str = "req/s") -> None:
 async def measure(url: str, key: str, workload: dict[str, list[bytes]], texts: list[bytes], phase_s: float,
                   open_s: float) -> dict:
     plain = workload["no reposts"]
+    await preflight(url, key, "/sentiment", texts)
+    for bodies in workload.values():
+        await preflight(url, key, "/assess", bodies)
     await closed_loop(url, "/sentiment", key, texts, 4, 2)  # warm-up: caches, BentoML's batching optimizer
     await closed_loop(url, "/assess", key, plain, 8, 2)
     out = {}
