@@ -18,20 +18,38 @@ cleaned one). Pure functions, no dependencies: both the API models and the Engin
 """
 from __future__ import annotations
 
+import re
 import unicodedata
+from functools import cache
 
 # Letters and marks outside category Cf that render as nothing.
 _BLANK = frozenset("\u115f\u1160\u3164\uffa0\u2800\u034f") | frozenset(chr(c) for c in range(0xFE00, 0xFE10))
 _FREE_TEXT_CONTROLS = frozenset("\t\n\r")
+# Category Cc is exactly U+0000-001F and U+007F-009F; Cs the surrogates. A text without any of these (nearly
+# every text) skips the per-character loop that names the first bad one: the API checks every text it receives.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def _invisible(ch: str) -> bool:
     return ch in _BLANK or unicodedata.category(ch) == "Cf"
 
 
+@cache
+def _invisible_pattern() -> re.Pattern:
+    """Every invisible character as one class, built once (one pass over Unicode) on first use."""
+    chars = sorted(_BLANK | {chr(c) for c in range(0x110000) if unicodedata.category(chr(c)) == "Cf"})
+    return re.compile("[" + "".join(re.escape(ch) for ch in chars) + "]")
+
+
+def _has_invisible(text: str) -> bool:
+    return _invisible_pattern().search(text) is not None
+
+
 def control_problem(text: str, *, free_text: bool = True) -> str | None:
     """Why `text` is refused (the first bad character and where), or None. Free text may hold tab and newlines;
     ids and names may hold no control or invisible character at all."""
+    if _CONTROL.search(text) is None and (free_text or not _has_invisible(text)):
+        return None
     for position, ch in enumerate(text):
         category = unicodedata.category(ch)
         if category == "Cs":
@@ -46,18 +64,22 @@ def control_problem(text: str, *, free_text: bool = True) -> str | None:
 
 def visible(text: str) -> str:
     """The text without its invisible characters (what is scored, stored and shown)."""
+    if not _has_invisible(text):
+        return text
     return "".join(ch for ch in text if not _invisible(ch))
 
 
-def visible_positions(text: str) -> tuple[str, list[int]]:
+def visible_positions(text: str) -> tuple[str, list[int] | range]:
     """The visible text and, for each of its characters, its position in `text` (to map offsets back)."""
+    if not _has_invisible(text):
+        return text, range(len(text))
     kept = [i for i, ch in enumerate(text) if not _invisible(ch)]
     return "".join(text[i] for i in kept), kept
 
 
 def has_content(text: str) -> bool:
     """Whether anything is left to read once invisible characters and spaces are gone."""
-    return any(not ch.isspace() for ch in visible(text))
+    return bool(visible(text).strip())  # str.strip() removes exactly what str.isspace() calls space
 
 
 def text_problem(text: str) -> str | None:

@@ -139,7 +139,10 @@ class TextBatchScorer:
                 out.update(group.probabilities(n, cols, tf, indptr))
         return out
 
-    def _fast(self, texts: list[Any]) -> pd.DataFrame:
+    def probabilities(self, texts: list[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(sentiment, loss type, function) probabilities, one row per text, columns in each model's `labels`
+        order; empty texts get their model's empty label. Only where `fast` (the serving engine asks here so a
+        small /assess batch shares the work as a file does)."""
         normalized = self.sentiment.normalizer.batch(texts)
         present = np.array([bool(t) for t in normalized], dtype=bool)
         kept = [t for t, p in zip(normalized, present, strict=True) if p]
@@ -152,7 +155,6 @@ class TextBatchScorer:
             p_event = p[id(loss.neutral_event)][:, loss.neutral_event.labels.index("loss")]
             p_loss = p_loss + inner[:, loss.sentiment.labels.index("neu")] * p_event
         p_type = np.column_stack([p[id(loss.given_negative)] * p_loss[:, None], 1 - p_loss])
-        p_function = p[id(self.function)]
 
         def full(model: TextClassifier, scored: np.ndarray) -> np.ndarray:
             out = np.zeros((len(texts), len(model.labels)))
@@ -160,11 +162,15 @@ class TextBatchScorer:
             out[present] = scored
             return out
 
-        p_sentiment = full(sentiment, p_sentiment)
+        return full(sentiment, p_sentiment), full(loss, p_type), full(self.function, p[id(self.function)])
+
+    def _fast(self, texts: list[Any]) -> pd.DataFrame:
+        sentiment, loss = self.sentiment, self.loss_type
+        p_sentiment, p_type, p_function = self.probabilities(texts)
         out = pd.DataFrame(p_sentiment, columns=sentiment.proba_columns)
         out.insert(0, "label", np.asarray(sentiment.labels, dtype=object)[p_sentiment.argmax(axis=1)])
-        out["loss_type"] = np.asarray(loss.labels, dtype=object)[full(loss, p_type).argmax(axis=1)]
-        out["function"] = np.asarray(self.function.labels, dtype=object)[full(self.function, p_function).argmax(axis=1)]
+        out["loss_type"] = np.asarray(loss.labels, dtype=object)[p_type.argmax(axis=1)]
+        out["function"] = np.asarray(self.function.labels, dtype=object)[p_function.argmax(axis=1)]
         return out
 
     def score(self, texts: list[Any]) -> pd.DataFrame:

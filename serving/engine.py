@@ -24,6 +24,7 @@ from features.model_specs import MODEL_NAMES
 from features.modelio import LoadedModel, ModelNotFound, load_champion
 from features.sanitize import text_problem, visible, visible_positions
 from features.settings import settings
+from features.text_batch import TextBatchScorer
 from serving import views
 from serving.auth import Principal
 from serving.owners import OrgChart, resolve_owners
@@ -35,8 +36,7 @@ from serving.views import BAND_ZH
 from serving.webhooks import WebhookDispatcher
 
 log = logging.getLogger("lossguard")
-
-
+TEXT_MODELS = ("sentiment", "loss_type", "function")
 
 
 @dataclass
@@ -51,6 +51,13 @@ class Engine:
     max_reach: float = settings.max_reach  # the most people a post can plausibly reach (see _plausible_reach)
     anchor_sender: WebhookDispatcher | None = None  # audit anchors off the host (settings.audit_anchor_url)
     monitor: Any = None   # serving.monitoring.monitor.Monitor: counts, spikes, complaint clusters, effects
+
+    def __post_init__(self) -> None:
+        """The linear text models share normalizing and n-gram hashing: once per batch, not five times
+        (features/text_batch.py); other backends (a transformer, test stand-ins) are scored one by one."""
+        text = [self.models[n].estimator for n in TEXT_MODELS if n in self.models]
+        scorer = TextBatchScorer(*text) if len(text) == 3 else None
+        self._text_scorer = scorer if scorer is not None and scorer.fast else None
 
     @staticmethod
     def preflight() -> None:
@@ -108,17 +115,17 @@ class Engine:
         return {name: model.version for name, model in self.models.items()}
 
     def score_texts(self, texts: list[str]) -> list[dict]:
-        """Sentiment, loss type, function and keyword hits; one model call per model for the whole batch.
-        Probabilities straight from predict_proba: predict_frame's DataFrame costs more than the model on the
-        small batches /assess sends. Invisible characters (bidi overrides, zero-width) are removed before
-        scoring (features.sanitize); keyword offsets point into the text as sent."""
+        """Sentiment, loss type, function and keyword hits for the whole batch at once (probabilities, not
+        predict_frame's DataFrame, which costs more than the model on the small batches /assess sends). Invisible
+        characters (bidi overrides, zero-width) are removed before scoring (features.sanitize); keyword offsets
+        point into the text as sent."""
         cleaned = [visible_positions(text) for text in texts]
         visible_texts = [text for text, _ in cleaned]
-        labels, probs = self._classify("sentiment", visible_texts)
-        loss_type, _ = self._classify("loss_type", visible_texts)
-        function, function_probs = self._classify("function", visible_texts)
-        probs = np.round(probs, 4).tolist()
-        function_confidence = np.round(function_probs.max(axis=1), 4).tolist()  # routing follows it when confident
+        every = (dict(zip(TEXT_MODELS, self._text_scorer.probabilities(visible_texts), strict=True))
+                 if self._text_scorer else {name: self._proba(name, visible_texts) for name in TEXT_MODELS})
+        labels, loss_type, function = (self._labels(name, proba) for name, proba in every.items())
+        probs = np.round(every["sentiment"], 4).tolist()
+        function_confidence = np.round(every["function"].max(axis=1), 4).tolist()  # routing follows it when confident
         order = [self.models["sentiment"].estimator.labels.index(label) for label in ("neg", "neu", "pos")]
         return [
             {"label": labels[i], "scores": {"neg": probs[i][order[0]], "neu": probs[i][order[1]],
@@ -128,10 +135,12 @@ class Engine:
             for i, (text, positions) in enumerate(cleaned)
         ]
 
-    def _classify(self, name: str, texts: list[str]) -> tuple[list[str], np.ndarray]:
-        model = self.models[name].estimator
-        proba = np.asarray(model.predict_proba(texts), dtype=float)
-        return [model.labels[i] for i in proba.argmax(axis=1)], proba
+    def _proba(self, name: str, texts: list[str]) -> np.ndarray:
+        return np.asarray(self.models[name].estimator.predict_proba(texts), dtype=float)
+
+    def _labels(self, name: str, proba: np.ndarray) -> list[str]:
+        labels = self.models[name].estimator.labels
+        return [labels[i] for i in proba.argmax(axis=1)]
 
     def score_employees(self, records: list[dict]) -> list[dict]:
         """Attrition for API records (already validated); precomputed signals in extra fields are used. A model
@@ -489,4 +498,3 @@ def _naive_utc(value) -> datetime | None:
     if stamp.tzinfo is not None:
         stamp = stamp.tz_convert("UTC").tz_localize(None)
     return stamp.to_pydatetime()
-

@@ -42,3 +42,43 @@ def test_batch_scores_equal_each_models_own_with_mixed_views_and_bit_widths(shar
     assert out["label"].tolist() == expected["label"].tolist()
     assert out["loss_type"].tolist() == loss.predict_frame(frame)["loss_type"].tolist()
     assert out["function"].tolist() == function.predict_frame(frame)["function"].tolist()
+
+
+def _models():
+    normalizer = TextNormalizer(["星启科技"])
+    sentiment = head("sentiment", SENTIMENTS, normalizer, TextView(), 14, 0)
+    negative = tuple(t for t in LOSS_TYPES if t != "none")
+    loss = LossTypeModel(sentiment, head("loss_type", negative, normalizer, TextView(), 12, 2),
+                         head("event", ("none", "loss"), normalizer, TextView(scopes=()), 12, 3))
+    return {"sentiment": sentiment, "loss_type": loss, "function": head("function", TEXT_FUNCTIONS, normalizer, None,
+                                                                        12, 4)}
+
+
+def test_probabilities_equal_each_models_predict_proba():
+    models = _models()
+    scorer = TextBatchScorer(models["sentiment"], models["loss_type"], models["function"])
+    for name, proba in zip(("sentiment", "loss_type", "function"), scorer.probabilities(TEXTS), strict=True):
+        np.testing.assert_allclose(proba, models[name].predict_proba(TEXTS), atol=1e-5, err_msg=name)
+
+
+def test_the_engine_scores_through_the_shared_scorer_with_each_models_figures():
+    """/assess and /sentiment batches share the work (features.text_batch) and still answer each model's own."""
+    from types import SimpleNamespace
+
+    from features.keywords import KeywordLibrary
+    from features.modelio import LoadedModel
+    from serving.engine import Engine
+
+    models = {name: LoadedModel(name, "1", f"models:/{name}@champion", model) for name, model in _models().items()}
+    engine = Engine(models=models, keywords=KeywordLibrary.load(), policy=SimpleNamespace(), chart=None, store=None,
+                    roster=pd.DataFrame())
+    assert engine._text_scorer is not None
+    texts = [t for t in TEXTS if t.strip()] * 3
+    shared = engine.score_texts(texts)
+    engine._text_scorer = None  # one model at a time, as before
+    alone = engine.score_texts(texts)
+    for a, b in zip(shared, alone, strict=True):
+        assert {k: a[k] for k in ("label", "loss_type", "function", "keyword_hits")} == \
+               {k: b[k] for k in ("label", "loss_type", "function", "keyword_hits")}
+        assert a["scores"] == pytest.approx(b["scores"], abs=2e-4)
+        assert a["function_confidence"] == pytest.approx(b["function_confidence"], abs=2e-4)
