@@ -6,6 +6,7 @@ only missing ones are trained here, so `make test` trains each model once.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -187,13 +188,26 @@ def start_server(log_path: Path, **env_overrides: str) -> tuple[subprocess.Popen
 
 
 def stop_server(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
+    """Stop the server and every process under it. BentoML's workers do not all stay in the server's process
+    group: after a SIGKILL of the group, a worker was left running (its parent gone) long after the test run."""
+    import psutil
+
     if proc.poll() is None:
+        try:
+            family = psutil.Process(proc.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            family = []
         os.killpg(proc.pid, sig)
         try:
             proc.wait(20)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+        _, alive = psutil.wait_procs(family, timeout=5 if sig != signal.SIGKILL else 0)
+        for child in alive:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
+        psutil.wait_procs(alive, timeout=5)
 
 
 @pytest.fixture

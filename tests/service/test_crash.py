@@ -3,12 +3,14 @@ warning the server acknowledged (answered 200 with its id) is in the store after
 verifies, read-only. Its own server and its own SQLite store, so the session's shared server is not touched."""
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 import time
 import uuid
 
 import httpx
+import psutil
 import pytest
 import sqlalchemy as sa
 
@@ -18,13 +20,24 @@ COMPLAINT = "客服说我风险承受能力太低，直接挂电话，泄露了�
 RATE, SENDERS = 100, 8
 
 
+def _running_under(bento_home: str) -> list[int]:
+    """Processes still running with this server's BENTOML_HOME (a worker the kill missed would be one)."""
+    pids = []
+    for process in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):
+            if process.environ().get("BENTOML_HOME") == bento_home:
+                pids.append(process.pid)
+    return pids
+
+
 def test_sigkill_mid_load_loses_no_acknowledged_warning(champions, company, server, tmp_path):
     from serving.auth import KeyStore
     from serving.store import anchors_for, audit_keys, verify_store
 
     db = f"sqlite:///{tmp_path / 'crash.db'}"
     key = KeyStore(db).create("crash-hr", "hr_system")
-    proc, url = server.start(tmp_path / "serve.log", LOSSGUARD_WARNINGS_DB=db, BENTOML_HOME=str(tmp_path / "bento"))
+    bento_home = str(tmp_path / "bento")
+    proc, url = server.start(tmp_path / "serve.log", LOSSGUARD_WARNINGS_DB=db, BENTOML_HOME=bento_home)
     acknowledged: list[int] = []
     lock, stop = threading.Lock(), threading.Event()
 
@@ -57,6 +70,7 @@ def test_sigkill_mid_load_loses_no_acknowledged_warning(champions, company, serv
         for thread in senders:
             thread.join()
     assert len(acknowledged) >= 150, f"only {len(acknowledged)} warnings acknowledged before the kill"
+    assert _running_under(bento_home) == [], "a worker outlived the killed server"
     engine = sa.create_engine(db)
     with engine.connect() as conn:
         stored = {row[0] for row in conn.exec_driver_sql("SELECT id FROM warnings")}
