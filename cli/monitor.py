@@ -84,7 +84,7 @@ def ingest(
         if not found:
             raise InputError(f"{path}: 没有 posts.parquet 或 complaints.parquet (先用 `lossguard data import`)")
         for table_kind, table in found.items():
-            ingest(table, kind=table_kind, db=db)
+            _ingest_file(table, table_kind, db)
         return
     _ingest_file(path, kind, db)
 

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from features.settings import settings
-from tests.service.test_review_page import ARGS, CHROMIUM
+from tests.service.browser import CHROMIUM, chromium
 
 pytestmark = [pytest.mark.service, pytest.mark.browser, pytest.mark.slow]
 
@@ -74,17 +74,8 @@ def monitored(live, company):
 
 @pytest.fixture
 def browser(tmp_path):
-    if not CHROMIUM.exists():
-        pytest.skip("Debian Chromium not installed at /usr/bin/chromium (make browser installs it)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=str(CHROMIUM), headless=True, args=ARGS, locale="zh-CN",
-            viewport={"width": 1400, "height": 1000})
-        try:
-            yield context
-        finally:
-            context.close()
+    with chromium(tmp_path / "profile", viewport={"width": 1400, "height": 1000}) as context:
+        yield context
 
 
 def _open(context, live, who: str):

@@ -3,31 +3,19 @@ grade with the deadline counting down, open a warning, click 确认, and see the
 then the team's attrition risk with pay masked."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-pytestmark = [pytest.mark.service, pytest.mark.browser, pytest.mark.slow]
+from tests.service.browser import chromium
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+pytestmark = [pytest.mark.service, pytest.mark.browser, pytest.mark.slow]
 
 
 @pytest.fixture
 def page(tmp_path):
-    if not CHROMIUM.exists():
-        pytest.skip("Debian Chromium not installed at /usr/bin/chromium (make browser installs it)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=str(CHROMIUM), headless=True, args=ARGS, locale="zh-CN")
-        try:
-            page = context.new_page()
-            page.set_default_timeout(30_000)
-            yield page
-        finally:
-            context.close()
+    with chromium(tmp_path / "profile") as context:
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        yield page
 
 
 def test_manager_acknowledges_a_warning_and_sees_the_audit_entry(live, page):
