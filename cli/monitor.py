@@ -95,6 +95,7 @@ def _ingest_file(path: Path, kind: str, db: str | None) -> None:
     from features.errors import InputError
     from features.keywords import KeywordLibrary
     from features.modelio import load_champion
+    from features.text_batch import TextBatchScorer
     from serving.monitoring.series import SeriesEvent, fold, keyword_category
 
     if kind not in ("post", "complaint"):
@@ -104,15 +105,15 @@ def _ingest_file(path: Path, kind: str, db: str | None) -> None:
     if missing:
         raise InputError(f"{path}: 缺少列 {missing}")
     monitor = _monitor(db)
-    models = {name: load_champion(name).estimator for name in ("sentiment", "loss_type")}
+    scorer = TextBatchScorer(*(load_champion(name).estimator for name in ("sentiment", "loss_type", "function")))
     keywords = KeywordLibrary.load(settings.keywords_path)
     created = pd.to_datetime(frame["created_at"], utc=True).dt.tz_localize(None)
     total = 0
     for i in range(0, len(frame), CHUNK):
         part = frame.iloc[i:i + CHUNK]
         texts = part["text"].astype(str).tolist()
-        labels = models["sentiment"].predict(texts)
-        losses = models["loss_type"].predict(texts)
+        scored = scorer.score(texts)  # the three text models' shared work done once, as in serving
+        labels, losses = scored["label"].tolist(), scored["loss_type"].tolist()
         followers = part["author_followers"] if "author_followers" in part else pd.Series(0, index=part.index)
         departments = part["department_id"] if "department_id" in part else pd.Series(None, index=part.index)
         events = [SeriesEvent(c.to_pydatetime(), d if isinstance(d, str) else None, ch, loss,
