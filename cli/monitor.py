@@ -33,16 +33,6 @@ def _monitor(db: str | None):
     return Monitor(WarningStore(db or settings.warnings_db, policy=policy), policy, chart, background=False)
 
 
-def _read(path: Path):
-    import pandas as pd
-
-    from features.errors import InputError
-
-    if not path.exists():
-        raise InputError(f"{path}: 文件不存在")
-    return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-
-
 @app.command("import-series")
 def import_series(
     path: Path = typer.Argument(..., help="Counts per bucket (Parquet/CSV): bucket_start, department_id, channel, "
@@ -54,7 +44,9 @@ def import_series(
     """Add volume counts (e.g. a social-listening export, or the synthetic company's series.parquet)."""
     import pandas as pd
 
-    frame = _read(path)
+    from features.tables import read_table
+
+    frame = read_table(path)
     frame["bucket_start"] = pd.to_datetime(frame["bucket_start"])
     if align_now:
         weeks = (pd.Timestamp.now(tz="UTC").tz_localize(None) - frame["bucket_start"].max()) // pd.Timedelta(weeks=1)
@@ -95,15 +87,14 @@ def _ingest_file(path: Path, kind: str, db: str | None) -> None:
     from features.errors import InputError
     from features.keywords import KeywordLibrary
     from features.modelio import load_champion
+    from features.tables import read_table, require_columns
     from features.text_batch import TextBatchScorer
     from serving.monitoring.series import SeriesEvent, fold, keyword_category
 
     if kind not in ("post", "complaint"):
         raise InputError(f"kind: 应为 post 或 complaint, 实为 {kind!r}")
-    frame = _read(path)
-    missing = [c for c in ("text", "channel", "created_at") if c not in frame.columns]
-    if missing:
-        raise InputError(f"{path}: 缺少列 {missing}")
+    frame = read_table(path)
+    require_columns(frame, ("text", "channel", "created_at"), path)
     monitor = _monitor(db)
     scorer = TextBatchScorer(*(load_champion(name).estimator for name in ("sentiment", "loss_type", "function")))
     keywords = KeywordLibrary.load(settings.keywords_path)

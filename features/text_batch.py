@@ -141,8 +141,11 @@ class TextBatchScorer:
 
     def probabilities(self, texts: list[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(sentiment, loss type, function) probabilities, one row per text, columns in each model's `labels`
-        order; empty texts get their model's empty label. Only where `fast` (the serving engine asks here so a
-        small /assess batch shares the work as a file does)."""
+        order; empty texts get their model's empty label. The serving engine asks here, so a small /assess batch
+        shares the work as a file does; models this path does not know are asked one by one."""
+        if not self.fast:
+            return tuple(np.asarray(m.predict_proba(texts), dtype=float)
+                         for m in (self.sentiment, self.loss_type, self.function))
         normalized = self.sentiment.normalizer.batch(texts)
         present = np.array([bool(t) for t in normalized], dtype=bool)
         kept = [t for t, p in zip(normalized, present, strict=True) if p]

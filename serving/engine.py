@@ -54,10 +54,9 @@ class Engine:
 
     def __post_init__(self) -> None:
         """The linear text models share normalizing and n-gram hashing: once per batch, not five times
-        (features/text_batch.py); other backends (a transformer, test stand-ins) are scored one by one."""
+        (features/text_batch.py, which asks other backends one by one)."""
         text = [self.models[n].estimator for n in TEXT_MODELS if n in self.models]
-        scorer = TextBatchScorer(*text) if len(text) == 3 else None
-        self._text_scorer = scorer if scorer is not None and scorer.fast else None
+        self._text_scorer = TextBatchScorer(*text) if len(text) == 3 else None
 
     @staticmethod
     def preflight() -> None:
@@ -121,8 +120,7 @@ class Engine:
         point into the text as sent."""
         cleaned = [visible_positions(text) for text in texts]
         visible_texts = [text for text, _ in cleaned]
-        every = (dict(zip(TEXT_MODELS, self._text_scorer.probabilities(visible_texts), strict=True))
-                 if self._text_scorer else {name: self._proba(name, visible_texts) for name in TEXT_MODELS})
+        every = dict(zip(TEXT_MODELS, self._text_scorer.probabilities(visible_texts), strict=True))
         labels, loss_type, function = (self._labels(name, proba) for name, proba in every.items())
         probs = np.round(every["sentiment"], 4).tolist()
         function_confidence = np.round(every["function"].max(axis=1), 4).tolist()  # routing follows it when confident
@@ -134,9 +132,6 @@ class Engine:
              "keyword_hits": _hits_in_raw(self.keywords.find(text), positions, len(texts[i]))}
             for i, (text, positions) in enumerate(cleaned)
         ]
-
-    def _proba(self, name: str, texts: list[str]) -> np.ndarray:
-        return np.asarray(self.models[name].estimator.predict_proba(texts), dtype=float)
 
     def _labels(self, name: str, proba: np.ndarray) -> list[str]:
         labels = self.models[name].estimator.labels

@@ -20,7 +20,6 @@ import yaml
 from features.settings import settings
 from serving.monitoring.config import MonitoringConfig
 from serving.policy_model import (  # noqa: F401  (re-exported: the policy's names live here for callers)
-    _SENTIMENT_RANK,
     DEFAULT_POLICY_PATH,
     EVENT_KINDS,
     GRADE_LEVEL,
@@ -28,7 +27,6 @@ from serving.policy_model import (  # noqa: F401  (re-exported: the policy's nam
     GRADES,
     KEYWORD_CATEGORIES,
     KNOWN_CHANNELS,
-    LEAD_OWNER,
     OWNER_ROLES,
     OWNER_SCOPES,
     SIGNALS,

@@ -24,39 +24,25 @@ from serving.policy import (
     GRADE_ZH,
     GRADES,
     KEYWORD_CATEGORIES,
-    KNOWN_CHANNELS,
-    OWNER_ROLES,
-    OWNER_SCOPES,
     SIGNALS,
-    WEBHOOK_EVENTS,
     Action,
     Condition,
-    GradeSpec,
-    KeywordKind,
-    Listening,
-    Match,
     OwnerSpec,
-    PlaybookEntry,
     Policy,
     PolicyError,
-    Route,
     Rule,
-    Signal,
     _is_number,
     grade_rank,
     keyword_hits,
-    merge_policy,
 )
 from serving.routing import RoutedOwner, Routing, plan_actions, route
 
 __all__ = [
     # the evaluator
     "Decision", "FiredRule", "RiskInput", "RiskInputError", "RoutedOwner", "SENTIMENT_ZH", "evaluate",
-    # re-exported from serving.policy
-    "Action", "Condition", "DEFAULT_POLICY_PATH", "EVENT_KINDS", "GRADES", "GRADE_LEVEL", "GRADE_ZH", "GradeSpec",
-    "KEYWORD_CATEGORIES", "KNOWN_CHANNELS", "KeywordKind", "Listening", "Match", "OWNER_ROLES", "OWNER_SCOPES",
-    "OwnerSpec", "PlaybookEntry", "Policy", "PolicyError", "Route", "Rule", "SIGNALS", "Signal", "WEBHOOK_EVENTS",
-    "grade_rank", "merge_policy",
+    # re-exported from serving.policy: what callers that grade events also need
+    "DEFAULT_POLICY_PATH", "EVENT_KINDS", "GRADES", "KEYWORD_CATEGORIES", "Policy", "PolicyError", "SIGNALS",
+    "grade_rank",
 ]
 
 SENTIMENT_ZH = {"neg": "负面", "neu": "中性", "pos": "正面"}

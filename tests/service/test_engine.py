@@ -95,17 +95,24 @@ def tables(synthetic_dir) -> dict[str, pd.DataFrame]:
             for t in ("org_units", "employees", "snapshots", "posts", "complaints")}
 
 
-@pytest.fixture
-def engine(tables, tmp_path) -> Engine:
+def stand_in_engine(tables: dict, tmp_path, attrition: LoadedModel | None = None) -> Engine:
+    """An Engine over `tables` with stand-in models (or the given attrition model) and its own SQLite store."""
     models = {name: LoadedModel(name, "7", f"models:/{name}@champion", model) for name, model in {
         "sentiment": TextStandIn("sentiment"), "loss_type": TextStandIn("loss_type"),
         "function": TextStandIn("function"), "attrition": AttritionStandIn(), "spread": SpreadStandIn()}.items()}
+    if attrition is not None:
+        models["attrition"] = attrition
     policy = Policy.load()
     built = Engine(models=models, keywords=KeywordLibrary.load(), policy=policy,
                    chart=OrgChart.from_frame(tables["org_units"], tables["employees"]),
                    store=WarningStore(f"sqlite:///{tmp_path / 'warnings.db'}", policy=policy), roster=pd.DataFrame())
     built.roster = built.score_roster(tables)
     return built
+
+
+@pytest.fixture
+def engine(tables, tmp_path) -> Engine:
+    return stand_in_engine(tables, tmp_path)
 
 
 @pytest.fixture

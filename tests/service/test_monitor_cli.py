@@ -55,3 +55,13 @@ def test_a_folder_without_posts_or_complaints_is_refused(champions, tmp_path):
 
     assert result.exit_code == 2
     assert "posts.parquet" in result.output and "Traceback" not in result.output
+
+
+def test_a_file_without_a_needed_column_is_refused_naming_it(champions, company, tmp_path):
+    source = tmp_path / "posts.csv"
+    pd.read_parquet(company / "posts.parquet").head(5)[["text", "created_at"]].to_csv(source, index=False)
+
+    result = CliRunner().invoke(app, ["monitor", "ingest", str(source), "--db", f"sqlite:///{tmp_path / 'w.db'}"])
+
+    assert result.exit_code == 2
+    assert "'channel'" in result.output and "Traceback" not in result.output

@@ -19,7 +19,6 @@ from pydantic import ValidationError
 
 from features.contracts import EMPLOYEE
 from features.errors import InputError, Unavailable
-from features.keywords import KeywordLibrary
 from features.loaders import apply_mapping
 from features.modelio import LoadedModel, load_model
 from features.settings import settings
@@ -28,10 +27,7 @@ from serving import roster as roster_module
 from serving.api_models import EXPORT_COLUMNS, EmployeeIn
 from serving.auth import Principal
 from serving.engine import Engine
-from serving.owners import OrgChart
-from serving.policy import Policy
-from serving.store import WarningStore
-from tests.service.test_engine import SpreadStandIn, TextStandIn
+from tests.service.test_engine import stand_in_engine
 
 pytestmark = pytest.mark.slow
 
@@ -63,16 +59,7 @@ def serve_dir(own_export_dir, tmp_path_factory):
 def _engine(monkeypatch, tmp_path, attrition: LoadedModel, serve_data_dir: str) -> Engine:
     current = roster_module.settings
     monkeypatch.setattr(roster_module, "settings", dataclasses.replace(current, serve_data_dir=serve_data_dir))
-    tables = Engine.data_tables()
-    models = {name: LoadedModel(name, "1", f"models:/{name}@champion", model) for name, model in {
-        "sentiment": TextStandIn("sentiment"), "loss_type": TextStandIn("loss_type"),
-        "function": TextStandIn("function"), "spread": SpreadStandIn()}.items()} | {"attrition": attrition}
-    policy = Policy.load()
-    built = Engine(models=models, keywords=KeywordLibrary.load(), policy=policy,
-                   chart=OrgChart.from_frame(tables["org_units"], tables["employees"]),
-                   store=WarningStore(f"sqlite:///{tmp_path / 'warnings.db'}", policy=policy), roster=pd.DataFrame())
-    built.roster = built.score_roster(tables)
-    return built
+    return stand_in_engine(Engine.data_tables(), tmp_path, attrition)
 
 
 def _api_records(rows: pd.DataFrame) -> list[dict]:

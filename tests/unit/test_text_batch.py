@@ -61,7 +61,23 @@ def test_probabilities_equal_each_models_predict_proba():
         np.testing.assert_allclose(proba, models[name].predict_proba(TEXTS), atol=1e-5, err_msg=name)
 
 
-def test_the_engine_scores_through_the_shared_scorer_with_each_models_figures():
+def test_models_the_shared_path_does_not_know_are_asked_one_by_one():
+    class Fixed:
+        """Not a linear text model (a transformer, say): only predict_proba."""
+        def __init__(self, row):
+            self.row = row
+
+        def predict_proba(self, texts):
+            return np.tile(self.row, (len(texts), 1))
+
+    members = (Fixed([0.2, 0.3, 0.5]), Fixed([0.1, 0.9]), Fixed([1.0]))
+    scorer = TextBatchScorer(*members)
+    assert not scorer.fast
+    for model, proba in zip(members, scorer.probabilities(["甲", "乙"]), strict=True):
+        np.testing.assert_array_equal(proba, model.predict_proba(["甲", "乙"]))
+
+
+def test_the_engine_answers_each_models_own_figures():
     """/assess and /sentiment batches share the work (features.text_batch) and still answer each model's own."""
     from types import SimpleNamespace
 
@@ -69,16 +85,18 @@ def test_the_engine_scores_through_the_shared_scorer_with_each_models_figures():
     from features.modelio import LoadedModel
     from serving.engine import Engine
 
-    models = {name: LoadedModel(name, "1", f"models:/{name}@champion", model) for name, model in _models().items()}
-    engine = Engine(models=models, keywords=KeywordLibrary.load(), policy=SimpleNamespace(), chart=None, store=None,
+    models = _models()
+    engine = Engine(models={name: LoadedModel(name, "1", f"models:/{name}@champion", model)
+                            for name, model in models.items()},
+                    keywords=KeywordLibrary.load(), policy=SimpleNamespace(), chart=None, store=None,
                     roster=pd.DataFrame())
-    assert engine._text_scorer is not None
     texts = [t for t in TEXTS if t.strip()] * 3
-    shared = engine.score_texts(texts)
-    engine._text_scorer = None  # one model at a time, as before
-    alone = engine.score_texts(texts)
-    for a, b in zip(shared, alone, strict=True):
-        assert {k: a[k] for k in ("label", "loss_type", "function", "keyword_hits")} == \
-               {k: b[k] for k in ("label", "loss_type", "function", "keyword_hits")}
-        assert a["scores"] == pytest.approx(b["scores"], abs=2e-4)
-        assert a["function_confidence"] == pytest.approx(b["function_confidence"], abs=2e-4)
+    scored = engine.score_texts(texts)
+    own = {name: model.predict_proba(texts) for name, model in models.items()}
+    for i, row in enumerate(scored):
+        for name, answer in (("sentiment", row["label"]), ("loss_type", row["loss_type"]),
+                             ("function", row["function"])):
+            assert answer == models[name].labels[own[name][i].argmax()], (name, texts[i])
+        expected = dict(zip(models["sentiment"].labels, own["sentiment"][i], strict=True))
+        assert row["scores"] == pytest.approx(expected, abs=2e-4)
+        assert row["function_confidence"] == pytest.approx(own["function"][i].max(), abs=2e-4)
