@@ -147,11 +147,11 @@ def plant_series(rng: np.random.Generator, n_series: int, weeks: int, start: pd.
     extra_neg = np.zeros((n_series, n))
     planted_spikes = []
     wanted = []
-    if spikes:
-        span = (days - WARMUP_WEEKS * 7) * 24 * 60
+    lo, hi = WARMUP_WEEKS * 7 * 24 * 60, days * 24 * 60 - 6 * 60
+    if spikes and hi > lo:  # a feed shorter than the warm-up (a month's company) gets no planted spikes
         for s in range(n_series):
-            count = rng.poisson(SPIKE_RATE_PER_30D * max(span, 0) / (30 * 24 * 60))
-            for minute in np.sort(rng.uniform(WARMUP_WEEKS * 7 * 24 * 60, days * 24 * 60 - 6 * 60, count)):
+            count = rng.poisson(SPIKE_RATE_PER_30D * (days - WARMUP_WEEKS * 7) * 24 * 60 / (30 * 24 * 60))
+            for minute in np.sort(rng.uniform(lo, hi, count)):
                 wanted.append((s, int(minute), False))
     wanted += [(s, m, True) for s, m in incidents]
     taken: dict[int, list[int]] = {}

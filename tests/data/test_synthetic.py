@@ -329,3 +329,13 @@ def test_generation_falls_back_to_built_in_texts_without_a_corpus(tmp_path, monk
 def test_too_small_a_company_is_refused_with_a_clear_message(tmp_path):
     with pytest.raises(ValueError, match="employees"):
         generate(employees=20, days=60, seed=1, out_dir=tmp_path)
+
+
+@pytest.mark.parametrize("days", [7, 30])
+def test_a_company_shorter_than_the_feeds_warm_up_generates_without_spikes(tmp_path, days):
+    """`lossguard data generate --days 30` (and the routing bench's month-long company) crashed in the spike
+    planter: no spike may start before WARMUP_WEEKS of baseline, so a shorter feed gets none, and still has series."""
+    paths = generate(employees=150, days=days, seed=7, out_dir=tmp_path)
+    truth = json.loads(paths["truth"].read_text(encoding="utf-8"))["monitoring"]
+    assert truth["spikes"] == [] and truth["weeks"] * 7 <= days + 7
+    assert pd.read_parquet(paths["series"])["total"].sum() > 0
