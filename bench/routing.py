@@ -119,8 +119,9 @@ def _models(champion: bool, snownlp_rows: int | None):
         source = "registered champions"
     else:
         models = fit_text_models(data)
-        source = f"trained in this run on SnowNLP rows {snownlp_rows or 'all'} + the workplace corpus " \
-                 f"({time.perf_counter() - started:.0f}s)"
+        pool = data[(data["split"] != "test") & (data["weight"] > 0)]["corpus"].value_counts()
+        source = (f"trained in this run ({time.perf_counter() - started:.0f}s) on "
+                  + ", ".join(f"{corpus} {count:,}" for corpus, count in pool.items()) + " rows")
     return data, models, source
 
 
