@@ -81,8 +81,7 @@ VIEWS: dict[str, TextView | None] = {"sentiment": TextView(), "loss_type": TextV
                                      "function": None}
 # The function head learns from every labelled row, but routing reads it only on negative posts, where the label
 # means "responsible for the problem" rather than "the topic belongs to": negative rows weigh this much more
-# (5-fold CV accuracy on negative rows, three fold seeds: 0.642/0.639/0.646 at 1 → 0.654/0.647/0.654 at 3, 5 no
-# better; accuracy on all rows unchanged).
+# (chosen by CV on negative rows; figures and what else was tried on the card).
 FUNCTION_NEGATIVE_WEIGHT = 3.0
 
 
